@@ -1,0 +1,1 @@
+"""Charm helpers (placeholder until the charm helpers land)."""

@@ -1,0 +1,79 @@
+"""The Dwellir Harvester SDK: write collectors, discover them, harvest them.
+
+A collector is a class with a ``NAME`` and a ``collect()`` method that returns its data::
+
+    from dwellir_harvester.lib import GenericCollector, CollectorPartialError
+
+    class PeersCollector(GenericCollector):
+        NAME = "peers"
+        VERSION = "1.0.0"
+        TIMEOUT = 5.0                      # seconds; the engine enforces it
+
+        def __init__(self, rpc_url: str = "http://127.0.0.1:9944"):   # options come from config
+            self.rpc_url = rpc_url
+
+        def collect(self) -> dict:
+            return {"peers": 12}
+
+The public API:
+
+Writing collectors
+    ``CollectorBase``, ``GenericCollector``, ``BlockchainCollector`` — the base classes.
+    ``CollectResult`` — data plus messages, an alternative to a plain ``dict``.
+    ``CollectorError`` (base of every error here), ``CollectorPartialError`` (status ``partial``,
+    data kept), ``CollectorFailedError`` (status ``failed`` with a clean message).
+
+Discovering collectors
+    ``load_collectors(paths)`` — built-ins, then entry points (group ``dwellir_harvester.collectors``),
+    then plugin paths; returns ``Collectors``, a mapping of name to class that also knows each
+    collector's ``CollectorSpec`` (source, overrides) and the plugins that failed to load.
+    ``UnknownCollectorError``, ``PluginPathError``.
+
+Harvesting
+    ``harvest(selection, ...)`` — run collectors concurrently, each under its timeout, and return
+    the document; ``overall_status(document)``; ``CollectorOptionError``.
+
+Schemas
+    ``bundled_schema_path()``, ``validate_output(document)``, ``DocumentValidationError``.
+
+Submodules: ``dwellir_harvester.lib.jsonrpc`` (a small JSON-RPC client for collectors),
+``dwellir_harvester.lib.testing`` (run a collector in a test), and ``python -m
+dwellir_harvester.lib.run module:Class`` (run a collector from the shell).
+"""
+
+from ._collector import BlockchainCollector, CollectorBase, CollectResult, GenericCollector
+from ._engine import harvest, overall_status
+from ._errors import (
+    CollectorError,
+    CollectorFailedError,
+    CollectorOptionError,
+    CollectorPartialError,
+    DocumentValidationError,
+    PluginPathError,
+    UnknownCollectorError,
+)
+from ._loader import Collectors, CollectorSpec, load_collectors
+from ._schema import bundled_schema_path, validate_output
+from ._version import __version__
+
+__all__ = [
+    "BlockchainCollector",
+    "CollectResult",
+    "CollectorBase",
+    "CollectorError",
+    "CollectorFailedError",
+    "CollectorOptionError",
+    "CollectorPartialError",
+    "CollectorSpec",
+    "Collectors",
+    "DocumentValidationError",
+    "GenericCollector",
+    "PluginPathError",
+    "UnknownCollectorError",
+    "__version__",
+    "bundled_schema_path",
+    "harvest",
+    "load_collectors",
+    "overall_status",
+    "validate_output",
+]

@@ -1,0 +1,387 @@
+"""Collector discovery: find, load, classify, merge.
+
+Sources, in this order, later ones overriding earlier ones with a warning that names both:
+
+1. built-ins: the modules of the runner's ``dwellir_harvester.collectors`` package, when installed;
+2. entry points in the group ``dwellir_harvester.collectors`` (a collector class or a module);
+3. filesystem plugin paths, in the order given (each ``*.py`` file and package, in name order).
+
+Every collector stays reachable as ``namespace::name`` (``builtin::null``, ``my-dist::peers``,
+``plugins::peers``) and as ``source::name`` (``path:/srv/plugins/peers.py::peers``), so an overridden
+one can still be selected. A plugin that fails to import is logged and recorded in
+``Collectors.problems``; it never stops discovery.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import logging
+import os
+import stat
+import sys
+import types
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from ._collector import NAME_PATTERN, CollectorBase, check_options
+from ._errors import PluginPathError, UnknownCollectorError
+
+logger = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "dwellir_harvester.collectors"
+BUILTIN_PACKAGE = "dwellir_harvester.collectors"
+PATHS_ENV = "HARVESTER_COLLECTOR_PATHS"
+_PLUGIN_ROOT = "_dwellir_harvester_plugins"
+
+
+class CollectorSpec(NamedTuple):
+    """A discovered collector and where it came from.
+
+    ``namespace`` is ``builtin``, the distribution name of an entry point, or ``plugins``;
+    ``source`` is the precise origin reported in the entry's ``meta.source``;
+    ``overrides`` lists the sources of the collectors of the same name that this one replaced.
+    """
+
+    name: str
+    cls: type[CollectorBase]
+    namespace: str
+    source: str
+    overrides: tuple[str, ...] = ()
+
+    @property
+    def qualified_names(self) -> tuple[str, str]:
+        return (f"{self.namespace}::{self.name}", f"{self.source}::{self.name}")
+
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """Raise ``CollectorOptionError`` unless the constructor takes exactly these options."""
+        check_options(self.cls, options)
+
+
+class LoadProblem(NamedTuple):
+    """A plugin that could not be used: where it is and why."""
+
+    where: str
+    message: str
+
+
+def spec_for_class(cls: type[CollectorBase], source: str | None = None) -> CollectorSpec:
+    """A spec for a collector class given directly (not discovered)."""
+    problem = _collector_problem(cls)
+    if problem:
+        raise TypeError(f"{cls.__module__}.{cls.__qualname__} {problem}")
+    return CollectorSpec(cls.NAME, cls, "class", source or f"class:{cls.__module__}.{cls.__qualname__}")
+
+
+class Collectors(Mapping[str, type[CollectorBase]]):
+    """What discovery found: a read-only mapping of collector name to class (the winners).
+
+    ``specs`` has the winning spec per name, ``discovered`` every collector in discovery order
+    (overridden ones included), ``problems`` the plugins that could not be used.
+    """
+
+    def __init__(self, discovered: Iterable[CollectorSpec], problems: Iterable[LoadProblem] = ()) -> None:
+        self.discovered: list[CollectorSpec] = []
+        self.specs: dict[str, CollectorSpec] = {}
+        self._qualified: dict[str, CollectorSpec] = {}
+        self.problems: list[LoadProblem] = list(problems)
+        for found in discovered:
+            spec, previous = found, self.specs.get(found.name)
+            if previous is not None:
+                same_namespace = previous.namespace == spec.namespace
+                logger.warning(
+                    "collector %r from %s overrides the one from %s (still reachable as %s)",
+                    spec.name,
+                    spec.source,
+                    previous.source,
+                    previous.qualified_names[1 if same_namespace else 0],
+                )
+                spec = spec._replace(overrides=(*previous.overrides, previous.source))
+            self.specs[spec.name] = spec
+            self.discovered.append(spec)
+            for qualified in spec.qualified_names:
+                self._qualified[qualified] = spec
+
+    def __getitem__(self, name: str) -> type[CollectorBase]:
+        return self.resolve(name).cls
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.specs)
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and (name in self.specs or name in self._qualified)
+
+    def available(self) -> list[str]:
+        """Names that resolve: every winner's name, and the namespaced name of every loser."""
+        names = set(self.specs)
+        for spec in self.discovered:
+            if self.specs[spec.name] is not spec:
+                names.add(spec.qualified_names[0])
+        return sorted(names)
+
+    def resolve(self, name: str) -> CollectorSpec:
+        """The spec for a name or a namespaced name; ``UnknownCollectorError`` lists what exists."""
+        spec = self._qualified.get(name) if "::" in name else self.specs.get(name)
+        if spec is None:
+            raise UnknownCollectorError(name, self.available())
+        return spec
+
+    def select(self, include: Iterable[str] | None = None, exclude: Iterable[str] = ()) -> dict[str, CollectorSpec]:
+        """Resolve a selection into ``{key: spec}`` in order, without duplicates.
+
+        ``include=None`` selects every winner. The key is the name as given. ``exclude`` drops
+        collectors by name or namespaced name. Unknown names in either raise ``UnknownCollectorError``.
+        """
+        drop = {(spec.source, spec.name) for spec in map(self.resolve, exclude)}
+        drop_names = {name for name in exclude if "::" not in name}
+        chosen = [(n, self.resolve(n)) for n in include] if include is not None else self.specs.items()
+        selected: dict[str, CollectorSpec] = {}
+        seen: set[tuple[str, str]] = set()
+        for key, spec in chosen:
+            ident = (spec.source, spec.name)
+            if ident in seen or ident in drop or spec.name in drop_names:
+                continue
+            seen.add(ident)
+            selected[key] = spec
+        return selected
+
+
+# --- find and load -------------------------------------------------------------------------------
+
+
+def _collector_problem(obj: type) -> str | None:
+    """Why a class that looks like a collector cannot be one; None if it can."""
+    name = getattr(obj, "NAME", None)
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        return f"has an invalid NAME {name!r} (lowercase letters, digits, '-', '_' or '.')"
+    abstract = getattr(obj, "__abstractmethods__", None)
+    if abstract:
+        return f"does not implement {', '.join(sorted(abstract))}()"
+    return None
+
+
+def _classify_module(module: types.ModuleType, namespace: str, source: str) -> Iterator[CollectorSpec | LoadProblem]:
+    """The collectors a module defines itself (not those it merely imports)."""
+    for obj in list(vars(module).values()):
+        if not (isinstance(obj, type) and issubclass(obj, CollectorBase)):
+            continue
+        if obj.__module__ != module.__name__:
+            continue
+        if "NAME" not in vars(obj) and not getattr(obj, "NAME", None):
+            continue  # an intermediate base class of the plugin's own
+        problem = _collector_problem(obj)
+        if problem:
+            yield _reject(source, f"class {obj.__qualname__} {problem}")
+        else:
+            yield CollectorSpec(obj.NAME, obj, namespace, source)
+
+
+def _describe(err: BaseException) -> str:
+    text = str(err)
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def _reject(where: str, message: str) -> LoadProblem:
+    logger.warning("skipping collector plugin %s: %s", where, message)
+    return LoadProblem(where, message)
+
+
+def _problem(where: str, err: BaseException) -> LoadProblem:
+    """A plugin whose import raised: one warning line, the traceback only at DEBUG."""
+    if isinstance(err, KeyboardInterrupt):
+        raise err
+    logger.debug("traceback of %s", where, exc_info=err)
+    return _reject(where, _describe(err))
+
+
+def _find_builtins() -> Iterator[CollectorSpec | LoadProblem]:
+    try:
+        package = importlib.import_module(BUILTIN_PACKAGE)
+    except ImportError:
+        return
+    import pkgutil
+
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+        if info.name.startswith("_"):
+            continue
+        module_name = f"{BUILTIN_PACKAGE}.{info.name}"
+        try:
+            module = importlib.import_module(module_name)
+        except BaseException as err:  # noqa: BLE001 - one broken module never stops discovery
+            yield _problem(f"builtin:{module_name}", err)
+            continue
+        yield from _classify_module(module, "builtin", f"builtin:{module_name}")
+
+
+def _find_entry_points() -> Iterator[CollectorSpec | LoadProblem]:
+    from importlib.metadata import entry_points
+
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.dist.name if e.dist else "", e.name)):
+        dist = ep.dist.name if ep.dist is not None else "entry-point"
+        where = f"entry-point:{dist}[{ep.name}]"
+        try:
+            target = ep.load()
+        except BaseException as err:  # noqa: BLE001
+            yield _problem(f"{where} ({ep.value})", err)
+            continue
+        if isinstance(target, types.ModuleType):
+            yield from _classify_module(target, dist, where)
+        elif isinstance(target, type) and issubclass(target, CollectorBase):
+            problem = _collector_problem(target)
+            if problem:
+                yield _reject(where, f"{ep.value} {problem}")
+            else:
+                yield CollectorSpec(target.NAME, target, dist, where)
+        else:
+            yield _reject(where, f"{ep.value} is neither a collector class nor a module")
+
+
+def unsafe_reason(path: Path) -> str | None:
+    """Why importing code from ``path`` would let another user run code as us; None if safe.
+
+    Like ssh's StrictModes: refused when writable by every user, writable by a group that is not
+    the owner's private group, or owned by someone other than root or the current user.
+    """
+    if os.name != "posix":
+        return None
+    st = path.stat()
+    if st.st_mode & stat.S_IWOTH:
+        return f"is writable by every user (mode {stat.S_IMODE(st.st_mode):04o})"
+    if st.st_uid not in (0, os.geteuid()):
+        return f"is owned by uid {st.st_uid}, not by root or the user running the harvester"
+    if st.st_mode & stat.S_IWGRP and not _is_private_group(st.st_uid, st.st_gid):
+        return f"is writable by group {st.st_gid} (mode {stat.S_IMODE(st.st_mode):04o})"
+    return None
+
+
+def _is_private_group(uid: int, gid: int) -> bool:
+    import grp
+    import pwd
+
+    try:
+        owner = pwd.getpwuid(uid).pw_name
+        group = grp.getgrgid(gid)
+    except KeyError:
+        return False
+    return group.gr_name == owner and all(member == owner for member in group.gr_mem)
+
+
+def _plugin_package(directory: Path) -> str:
+    """A fresh synthetic package whose ``__path__`` is ``directory`` (so relative imports work)."""
+    if _PLUGIN_ROOT not in sys.modules:
+        root = types.ModuleType(_PLUGIN_ROOT, "Synthetic parent of filesystem collector plugins.")
+        root.__path__ = []
+        sys.modules[_PLUGIN_ROOT] = root
+    digest = hashlib.sha1(str(directory).encode(), usedforsecurity=False).hexdigest()[:12]
+    name = f"{_PLUGIN_ROOT}.d{digest}"
+    for stale in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+        del sys.modules[stale]  # a new load imports the current code (e.g. after a charm upgrade)
+    package = types.ModuleType(name, f"Collector plugins from {directory}")
+    package.__path__ = [str(directory)]
+    package.__package__ = name
+    sys.modules[name] = package
+    return name
+
+
+def _import_plugin(package: str, entry: Path) -> types.ModuleType:
+    stem = entry.stem if entry.is_file() else entry.name
+    safe = "".join(c if c.isalnum() or c == "_" else "_" for c in stem)
+    name = f"{package}.{safe}"
+    if entry.is_dir():
+        spec = importlib.util.spec_from_file_location(
+            name, entry / "__init__.py", submodule_search_locations=[str(entry)]
+        )
+    else:
+        spec = importlib.util.spec_from_file_location(name, entry)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {entry}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
+
+
+def plugin_files(directory: Path) -> list[Path]:
+    """The plugin modules of a directory in name order: ``*.py`` files and packages, no ``_`` helpers."""
+    found = []
+    for entry in sorted(directory.iterdir(), key=lambda p: p.name):
+        if entry.name.startswith(("_", ".")):
+            continue
+        if (entry.suffix == ".py" and entry.is_file()) or (entry.is_dir() and (entry / "__init__.py").is_file()):
+            found.append(entry)
+    return found
+
+
+def check_plugin_dir(path: str | os.PathLike[str]) -> Path:
+    """Return the plugin directory as an absolute path, or raise ``PluginPathError`` saying why not."""
+    directory = Path(path).expanduser()
+    if not directory.exists():
+        raise PluginPathError(str(path), "does not exist")
+    if not directory.is_dir():
+        raise PluginPathError(str(path), "is not a directory")
+    reason = unsafe_reason(directory)
+    if reason:
+        raise PluginPathError(str(path), f"refused: {reason}")
+    return directory.resolve()
+
+
+def _find_in_dir(directory: Path) -> Iterator[CollectorSpec | LoadProblem]:
+    package = _plugin_package(directory)
+    for entry in plugin_files(directory):
+        where = f"path:{entry}"
+        targets = [entry, entry / "__init__.py"] if entry.is_dir() else [entry]
+        reasons = [r for r in map(unsafe_reason, targets) if r]
+        if reasons:
+            yield _reject(where, f"refused: {reasons[0]}")
+            continue
+        try:
+            module = _import_plugin(package, entry)
+        except BaseException as err:  # noqa: BLE001
+            yield _problem(where, err)
+            continue
+        yield from _classify_module(module, "plugins", where)
+
+
+def env_plugin_paths(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The plugin paths named by ``HARVESTER_COLLECTOR_PATHS`` (``os.pathsep``-separated)."""
+    raw = (os.environ if environ is None else environ).get(PATHS_ENV, "")
+    return [p.strip() for p in raw.split(os.pathsep) if p.strip()]
+
+
+def load_collectors(
+    paths: Iterable[str | os.PathLike[str]] = (),
+    *,
+    env: bool = True,
+    builtins: bool = True,
+    entry_points: bool = True,
+) -> Collectors:
+    """Discover collectors: built-ins, then entry points, then plugin paths.
+
+    Plugin paths are those of ``HARVESTER_COLLECTOR_PATHS`` (unless ``env=False``) followed by
+    ``paths``, so that on a name collision an explicit path beats the environment. A path that does
+    not exist or is writable by other users raises ``PluginPathError``; a plugin file that fails to
+    import or is unsafe is logged, recorded in ``problems`` and skipped.
+    """
+    directories = [check_plugin_dir(p) for p in [*(env_plugin_paths() if env else []), *paths]]
+    found: list[CollectorSpec | LoadProblem] = []
+    if builtins:
+        found.extend(_find_builtins())
+    if entry_points:
+        found.extend(_find_entry_points())
+    seen: set[Path] = set()
+    for directory in directories:
+        if directory not in seen:
+            seen.add(directory)
+            found.extend(_find_in_dir(directory))
+    specs = [item for item in found if isinstance(item, CollectorSpec)]
+    problems = [item for item in found if isinstance(item, LoadProblem)]
+    return Collectors(specs, problems)

@@ -1,0 +1,175 @@
+"""Run one collector from the shell and print its entry as JSON.
+
+::
+
+    python -m dwellir_harvester.lib.run peers:PeersCollector --collector-path collectors \\
+        --option rpc_url=http://127.0.0.1:9944 --options-file fixture.json
+
+``module`` is found in the ``--collector-path`` directories first (imported the way the harvester
+imports plugins, so relative imports of ``_helpers`` work), then among installed modules; it may
+also be a file path (``collectors/peers.py:PeersCollector``). ``:Class`` may be left out when the
+module defines a single collector. ``--option KEY=VALUE`` values are read as JSON when they parse
+(``port=9944`` is a number, ``debug=true`` a boolean) and as text otherwise; they override the
+``--options-file`` (a JSON object).
+
+Exit status: 0 success or partial, 1 failed or timeout, 2 a usage error (a module that cannot be
+imported, a class that is not a collector, a bad option), with a one-line message on stderr and a
+traceback only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+import types
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ._collector import CollectorBase
+from ._errors import CollectorError
+from ._loader import CollectorSpec, _classify_module, _import_plugin, _plugin_package, check_plugin_dir
+from .testing import run_collector
+
+__all__ = ["main"]
+
+
+class UsageError(Exception):
+    """A problem with what was asked for: exit status 2."""
+
+
+def _import_from_dirs(module: str, directories: Sequence[Path]) -> types.ModuleType | None:
+    head = module.split(".", 1)[0]
+    for directory in directories:
+        if (directory / f"{head}.py").is_file() or (directory / head / "__init__.py").is_file():
+            package = _plugin_package(directory)
+            return importlib.import_module(f"{package}.{module}")
+    return None
+
+
+def _load_module(module: str, directories: Sequence[Path]) -> types.ModuleType:
+    try:
+        if module.endswith(".py") or "/" in module:
+            path = Path(module)
+            if not path.is_file():
+                raise UsageError(f"{module}: no such file")
+            return _import_plugin(_plugin_package(check_plugin_dir(path.parent)), path.resolve())
+        found = _import_from_dirs(module, directories)
+        return found if found is not None else importlib.import_module(module)
+    except UsageError:
+        raise
+    except ModuleNotFoundError as err:
+        where = f" (searched {', '.join(map(str, directories))} and installed modules)" if directories else ""
+        raise UsageError(f"cannot import {module}: {err}{where}") from err
+    except CollectorError as err:
+        raise UsageError(str(err)) from err
+    except Exception as err:
+        raise UsageError(f"importing {module} failed: {type(err).__name__}: {err}") from err
+
+
+def load_collector_class(target: str, paths: Sequence[str] = ()) -> type[CollectorBase]:
+    """Resolve ``module:Class`` (or ``module`` with one collector) to a collector class."""
+    module_name, _, class_name = target.rpartition(":") if ":" in target else (target, "", "")
+    if not module_name:
+        raise UsageError(f"{target!r}: expected module:Class")
+    try:
+        directories = [check_plugin_dir(p) for p in paths]
+    except CollectorError as err:
+        raise UsageError(str(err)) from err
+    module = _load_module(module_name, directories)
+    if not class_name:
+        specs = _classify_module(module, "plugins", module_name)
+        found = [spec.cls for spec in specs if isinstance(spec, CollectorSpec)]
+        if len(found) != 1:
+            names = ", ".join(c.__name__ for c in found) or "none"
+            raise UsageError(
+                f"{module_name} defines {len(found)} collectors ({names}); name one as {module_name}:Class"
+            )
+        return found[0]
+    cls = getattr(module, class_name, None)
+    if cls is None:
+        raise UsageError(f"{module_name} has no attribute {class_name!r}")
+    if not (isinstance(cls, type) and issubclass(cls, CollectorBase)):
+        raise UsageError(f"{target} is not a collector (not a subclass of CollectorBase)")
+    return cls
+
+
+def _parse_value(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def load_options(options_file: str | None, pairs: Sequence[str]) -> dict[str, Any]:
+    """Options from a JSON file, then ``KEY=VALUE`` pairs on top."""
+    options: dict[str, Any] = {}
+    if options_file:
+        try:
+            with open(options_file, encoding="utf-8") as f:
+                loaded = json.load(f)
+        except OSError as err:
+            raise UsageError(f"--options-file {options_file}: {err.strerror or err}") from err
+        except ValueError as err:
+            raise UsageError(f"--options-file {options_file}: not valid JSON: {err}") from err
+        if not isinstance(loaded, dict):
+            raise UsageError(f"--options-file {options_file}: expected a JSON object, got {type(loaded).__name__}")
+        options.update(loaded)
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--option {pair!r}: expected KEY=VALUE")
+        options[key.strip()] = _parse_value(value)
+    return options
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m dwellir_harvester.lib.run",
+        description="Run one collector class and print its entry (meta and data) as JSON.",
+        epilog="Exit status: 0 success or partial, 1 failed or timeout, 2 usage error.",
+    )
+    parser.add_argument("collector", help="module:Class, module (one collector), or path/to/file.py:Class")
+    parser.add_argument(
+        "--collector-path",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="directory to import the module from (repeatable; searched before installed modules)",
+    )
+    parser.add_argument(
+        "--option", action="append", default=[], metavar="KEY=VALUE", help="a constructor option (repeatable)"
+    )
+    parser.add_argument("--options-file", metavar="FILE", help="a JSON object of constructor options")
+    parser.add_argument("--timeout", type=float, metavar="S", help="seconds before the collector is abandoned")
+    parser.add_argument("--no-validate", action="store_true", help="do not check the data against any schema")
+    parser.add_argument("--indent", type=int, default=2, metavar="N", help="JSON indentation (default: 2)")
+    parser.add_argument("--debug", action="store_true", help="log at DEBUG and show tracebacks")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        if args.timeout is not None and not args.timeout > 0:
+            raise UsageError(f"--timeout must be positive, not {args.timeout:g}")
+        cls = load_collector_class(args.collector, args.collector_path)
+        options = load_options(args.options_file, args.option)
+        entry = run_collector(cls, options, timeout=args.timeout, validate=not args.no_validate)
+    except (UsageError, CollectorError, TypeError, ValueError, OSError) as err:
+        if args.debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(entry, indent=args.indent or None))
+    return 0 if entry["meta"]["status"] in ("success", "partial") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

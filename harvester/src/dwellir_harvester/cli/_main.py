@@ -1,0 +1,362 @@
+"""``dwellir-harvester``: collect, list, validate, serve.
+
+Exit status: 0 every collector succeeded (``partial`` counts), 1 a collector failed or timed out
+(or a document did not validate), 2 a usage or config error. Errors are one line on stderr; a
+traceback only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from dwellir_harvester.config import (
+    DEFAULT_CONFIG,
+    DEFAULT_OUTPUT,
+    ConfigError,
+    Settings,
+    __version__,
+    check_plan,
+    discover,
+    harvest_options,
+    load_settings,
+    write_atomic,
+)
+from dwellir_harvester.lib import CollectorError, DocumentValidationError
+
+logger = logging.getLogger("dwellir_harvester.cli")
+
+PROG = "dwellir-harvester"
+ENVIRONMENT = f"""environment:
+  HARVESTER_CONFIG           main config file instead of {DEFAULT_CONFIG}
+  HARVESTER_COLLECTOR_PATHS  plugin directories, separated by '{os.pathsep}' (after config files, before flags)
+"""
+DAEMON_ENVIRONMENT = """  DAEMON_AUTH_TOKENS         bearer tokens, comma-separated
+  DAEMON_AUTH_TOKEN_FILE     token file: a JSON or YAML list of {token, label, enabled}
+"""
+
+
+class UsageError(Exception):
+    """A bad command line: exit status 2."""
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=32, width=100)
+
+
+def _option_pair(text: str) -> tuple[str, str, Any]:
+    name_key, sep, raw = text.partition("=")
+    name, dot, key = name_key.rpartition(".")
+    if not sep or not dot or not name or not key:
+        raise argparse.ArgumentTypeError(f"expected NAME.KEY=VALUE, got {text!r}")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return name, key, value
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 65535, got {value}")
+    return value
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("common options")
+    group.add_argument(
+        "--config",
+        metavar="FILE",
+        help=f"main config file; drop-ins are read from config.d/ beside it (default: {DEFAULT_CONFIG})",
+    )
+    group.add_argument(
+        "--collector-path",
+        dest="collector_paths",
+        action="append",
+        metavar="DIR",
+        help="a plugin directory (repeatable; beats HARVESTER_COLLECTOR_PATHS and config files on a name collision)",
+    )
+    group.add_argument("--exclude", action="append", metavar="NAME", help="never run this collector (repeatable)")
+    group.add_argument(
+        "--option",
+        dest="option_pairs",
+        action="append",
+        type=_option_pair,
+        metavar="NAME.KEY=VALUE",
+        help="a collector option, VALUE read as JSON when it parses (repeatable)",
+    )
+    group.add_argument(
+        "--timeout", type=_positive, metavar="S", help="seconds each collector may run (default: its own TIMEOUT)"
+    )
+    group.add_argument(
+        "--no-validate", dest="validate", action="store_const", const=False, help="skip schema validation"
+    )
+    group.add_argument("--schema", metavar="FILE", help="validate against this JSON Schema (default: the bundled one)")
+    group.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+        help="log level (default: WARNING; serve: INFO)",
+    )
+    group.add_argument("--debug", action="store_true", help="log at DEBUG and show tracebacks")
+    return common
+
+
+def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("daemon options")
+    group.add_argument(
+        "--collectors", nargs="+", metavar="NAME", help="collectors to harvest (default: config, else host)"
+    )
+    group.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
+    group.add_argument("--port", type=_port, help="TCP port to listen on, 0 for any free one (default: 18080)")
+    group.add_argument("--interval", type=_positive, metavar="S", help="seconds between harvests (default: 300)")
+    group.add_argument(
+        "--output",
+        metavar="FILE",
+        help=f"write each document here, atomically; '' for none (default: {DEFAULT_OUTPUT})",
+    )
+    group.add_argument(
+        "--auth-token", dest="auth_tokens", action="append", metavar="TOKEN", help="a bearer token (repeatable)"
+    )
+    group.add_argument("--auth-token-file", metavar="FILE", help="a JSON or YAML list of {token, label, enabled}")
+    group.add_argument(
+        "--check-config",
+        action="store_true",
+        help="check the config, tokens, collectors and options, print the effective settings, and exit",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Describe this machine: run collectors and publish one JSON document.",
+        epilog=ENVIRONMENT
+        + DAEMON_ENVIRONMENT
+        + "\nexit status: 0 success (partial counts), 1 a collector failed or timed out, 2 usage or config error",
+        formatter_class=_Formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    verbs = parser.add_subparsers(dest="verb", metavar="COMMAND", required=True)
+
+    collect = verbs.add_parser(
+        "collect",
+        parents=[common],
+        formatter_class=_Formatter,
+        help="run collectors and print the document",
+        description="Run collectors concurrently and print the harvest document as JSON.",
+        epilog=ENVIRONMENT,
+    )
+    collect.add_argument("names", nargs="*", metavar="NAME", help="collectors to run (default: config, else host)")
+    collect.add_argument("--output", "-o", metavar="FILE", help="write the document here, atomically (default: stdout)")
+    collect.add_argument(
+        "--indent", type=int, metavar="N", help="JSON indentation (default: 2 on a terminal, compact when piped)"
+    )
+    collect.set_defaults(handler=cmd_collect)
+
+    lister = verbs.add_parser(
+        "list",
+        parents=[common],
+        formatter_class=_Formatter,
+        help="show every discovered collector",
+        description="Show every discovered collector: name, version, type, source, and what it overrides.",
+        epilog=ENVIRONMENT,
+    )
+    lister.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    lister.set_defaults(handler=cmd_list)
+
+    validate = verbs.add_parser(
+        "validate",
+        parents=[common],
+        formatter_class=_Formatter,
+        help="check a document against the schema",
+        description="Check a harvest document (a file, or - for stdin) against the bundled or --schema schema.",
+    )
+    validate.add_argument("file", metavar="FILE", help="the document to check; - reads stdin")
+    validate.set_defaults(handler=cmd_validate)
+
+    serve = verbs.add_parser(
+        "serve",
+        parents=[common],
+        formatter_class=_Formatter,
+        help="run the daemon",
+        description="Harvest at start and every interval; serve /metadata, /healthz and /metrics over HTTP.",
+        epilog=ENVIRONMENT + DAEMON_ENVIRONMENT,
+    )
+    _add_serve_arguments(serve)
+    serve.set_defaults(handler=cmd_serve)
+    return parser
+
+
+def _flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The config-layer view of the flags that were given."""
+    keys = ("config", "collector_paths", "exclude", "timeout", "validate", "log_level", "host", "port", "interval")
+    flags = {key: getattr(args, key, None) for key in (*keys, "auth_tokens", "auth_token_file")}
+    if args.verb == "serve":  # collect --output is its own: a daemon's configured output never hides stdout
+        flags["output"] = args.output
+    flags["collectors"] = getattr(args, "collectors", None) or getattr(args, "names", None)
+    options: dict[str, dict[str, Any]] = {}
+    for name, key, value in args.option_pairs or ():
+        options.setdefault(name, {})[key] = value
+    flags["collector_options"] = options
+    return flags
+
+
+def configure_logging(level: str, timestamps: bool = False) -> None:
+    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s" if timestamps else f"{PROG}: %(levelname)s: %(message)s"
+    logging.basicConfig(level=level, format=fmt, stream=sys.stderr, force=True)
+
+
+def _dump(document: Any, indent: int | None) -> str:
+    return json.dumps(document, indent=indent, separators=None if indent else (",", ":")) + "\n"
+
+
+def _check_output_dir(path: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise UsageError(f"--output {path}: directory {directory} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise UsageError(f"--output {path}: directory {directory} is not writable")
+
+
+def cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
+    from dwellir_harvester.lib import harvest
+
+    if args.output:
+        _check_output_dir(args.output)
+    collectors = discover(settings)
+    names = check_plan(settings, collectors, args.names)
+    exit_code = 0
+    try:
+        document = harvest(
+            names, collectors=collectors, schema=args.schema, harvester_version=__version__, **harvest_options(settings)
+        )
+    except DocumentValidationError as err:
+        if err.document is None:
+            raise
+        logger.error("%s", err)
+        document, exit_code = dict(err.document), 1
+    indent = args.indent if args.indent is not None else (2 if sys.stdout.isatty() and not args.output else None)
+    text = _dump(document, indent)
+    if args.output:
+        write_atomic(args.output, text.encode())
+    else:
+        sys.stdout.write(text)
+    statuses = [entry["meta"]["status"] for entry in document["collectors"].values()]
+    return exit_code or (1 if any(s in ("failed", "timeout") for s in statuses) else 0)
+
+
+def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    collectors = discover(settings)
+    rows: list[dict[str, Any]] = []
+    for spec in collectors.discovered:
+        winner = collectors.specs[spec.name]
+        rows.append(
+            {
+                "name": spec.name if winner is spec else spec.qualified_names[0],
+                "version": str(spec.cls.VERSION),
+                "type": str(spec.cls.COLLECTOR_TYPE),
+                "source": spec.source,
+                "overrides": list(spec.overrides),
+                "overridden_by": None if winner is spec else winner.source,
+            }
+        )
+    problems = [{"where": p.where, "problem": p.message} for p in collectors.problems]
+    if args.json:
+        sys.stdout.write(json.dumps({"collectors": rows, "problems": problems}, indent=2) + "\n")
+        return 0
+    table = [("NAME", "VERSION", "TYPE", "SOURCE", "OVERRIDES")]
+    for r in rows:
+        overridden = f"(overridden by {r['overridden_by']})" if r["overridden_by"] else "-"
+        table.append((r["name"], r["version"], r["type"], r["source"], ", ".join(r["overrides"]) or overridden))
+    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    for row in table:
+        sys.stdout.write(
+            "  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1] + "\n"
+        )
+    for p in problems:
+        sys.stderr.write(f"{PROG}: not loaded: {p['where']}: {p['problem']}\n")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
+    from dwellir_harvester.lib import validate_output
+
+    name = "stdin" if args.file == "-" else args.file
+    try:
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
+    except OSError as err:
+        raise UsageError(f"{name}: {err.strerror or err}") from err
+    try:
+        document = json.loads(text)
+    except ValueError as err:
+        sys.stderr.write(f"{PROG}: {name}: not valid JSON: {err}\n")
+        return 1
+    try:
+        validate_output(document, args.schema)
+    except DocumentValidationError as err:
+        sys.stderr.write(f"{PROG}: {name}: {len(err.errors)} problem(s):\n")
+        for line in err.errors:
+            sys.stderr.write(f"  {line}\n")
+        return 1
+    sys.stdout.write(f"{name}: valid\n")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from dwellir_harvester.daemon import serve
+
+    return serve(settings, flags=_flags(args), check_only=args.check_config, schema=args.schema)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = bool(args.debug)
+    handler: Callable[[argparse.Namespace, Settings], int] = args.handler
+    try:
+        settings = Settings() if args.verb == "validate" else load_settings(_flags(args))
+        level = "DEBUG" if debug else (settings.log_level or ("INFO" if args.verb == "serve" else "WARNING"))
+        configure_logging(level.upper(), timestamps=args.verb == "serve")
+        return handler(args, settings)
+    except (UsageError, ConfigError, CollectorError, ValueError) as err:
+        if debug:
+            raise
+        sys.stderr.write(f"{PROG}: error: {err}\n")
+        return 2
+    except OSError as err:
+        if debug:
+            raise
+        where = f"{err.filename}: " if err.filename else ""
+        sys.stderr.write(f"{PROG}: error: {where}{err.strerror or err}\n")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def daemon_main(argv: Sequence[str] | None = None) -> int:
+    """``dwellir-harvester-daemon``: the same as ``dwellir-harvester serve``."""
+    return main(["serve", *(sys.argv[1:] if argv is None else argv)])

@@ -1,0 +1,64 @@
+"""What settings resolve to: the discovered collectors and a checked harvest plan."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from dwellir_harvester.lib import (
+    CollectorOptionError,
+    Collectors,
+    PluginPathError,
+    UnknownCollectorError,
+    load_collectors,
+)
+
+from . import ConfigError, Settings
+
+
+def discover(settings: Settings) -> Collectors:
+    """Built-ins, entry points, then the settings' plugin paths (files, environment, flags).
+
+    A plugin path that does not exist or is unsafe is a ``ConfigError`` naming where it was given.
+    """
+    paths = settings.collector_paths
+    try:
+        return load_collectors([p.path for p in paths], env=False)
+    except PluginPathError as err:
+        origin = next((p.origin for p in paths if p.path == err.path), "collector path")
+        raise ConfigError(f"{err.path} {err.reason}", file=origin) from err
+
+
+def check_plan(settings: Settings, collectors: Collectors, names: Sequence[str] | None = None) -> list[str]:
+    """The collector names to harvest, after checking every name and every option in the settings.
+
+    Raises ``ConfigError`` for an unknown name (listing what exists), options for a collector that
+    does not exist, or options a constructor does not take (naming the file that set them), and for
+    a selection that excludes everything.
+    """
+    wanted = list(names) if names else settings.collectors
+    try:
+        selected = collectors.select(wanted, settings.exclude)
+    except UnknownCollectorError as err:
+        raise ConfigError(str(err)) from err
+    for name, options in settings.collector_options.items():
+        origin = settings.option_origins.get(name)
+        try:
+            collectors.resolve(name).check_options(options)
+        except UnknownCollectorError as err:
+            raise ConfigError(str(err), file=origin, key=f"collector_options.{name}") from err
+        except CollectorOptionError as err:
+            raise ConfigError(str(err), file=origin, key=f"collector_options.{name}") from err
+    if not selected:
+        raise ConfigError(f"nothing to collect: {', '.join(wanted)} all excluded by {', '.join(settings.exclude)}")
+    return list(selected)
+
+
+def harvest_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for ``harvest()`` that come from the settings."""
+    return {
+        "exclude": settings.exclude,
+        "options": settings.collector_options,
+        "timeout": settings.timeout,
+        "validate": settings.validate,
+    }
