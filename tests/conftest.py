@@ -74,7 +74,9 @@ def plugin_dir(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
-def collector_source(name: str, body: str = 'return {"ok": True}', *, base: str = "GenericCollector", extra: str = "") -> str:
+def collector_source(
+    name: str, body: str = 'return {"ok": True}', *, base: str = "GenericCollector", extra: str = ""
+) -> str:
     """Source of a plugin module defining one collector named ``name``."""
     cls = "".join(part.capitalize() for part in name.replace("-", "_").split("_")) + "Collector"
     body = textwrap.indent(textwrap.dedent(body).strip(), " " * 8)
