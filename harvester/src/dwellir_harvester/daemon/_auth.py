@@ -1,0 +1,169 @@
+"""Bearer tokens: where they come from, and checking a request against them.
+
+Tokens come from ``--auth-token``, ``DAEMON_AUTH_TOKENS``, ``auth_tokens`` in config, and a token file
+(``--auth-token-file``, ``DAEMON_AUTH_TOKEN_FILE``, ``auth_token_file``): a JSON or YAML list of
+``{token, label, enabled}``. A token file that is missing, unreadable, readable by every user,
+malformed, empty or without an enabled token is an error: the daemon never falls back to no auth.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import stat
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple, Protocol
+
+from dwellir_harvester.config import ConfigError, Settings
+
+_ENTRY_KEYS = {"token", "label", "enabled"}
+
+
+class Token(NamedTuple):
+    """One accepted (or revoked) token: only its digest is kept."""
+
+    digest: bytes
+    label: str
+    enabled: bool
+
+
+def _digest(token: str | bytes) -> bytes:
+    # Comparing fixed-length digests keeps the comparison constant-time whatever the token's length.
+    return hashlib.sha256(token.encode() if isinstance(token, str) else token).digest()
+
+
+def read_token_file(path: str) -> list[Token]:
+    """The tokens of a token file; ``ConfigError`` (naming the file and entry) when it cannot be trusted."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise ConfigError("token file does not exist", file=path) from None
+    except OSError as err:
+        raise ConfigError(f"token file cannot be read: {err.strerror}", file=path) from err
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError("token file is not a regular file", file=path)
+    if st.st_mode & stat.S_IROTH:
+        mode = stat.S_IMODE(st.st_mode)
+        raise ConfigError(f"token file is readable by every user (mode {mode:04o}); chmod o-r it", file=path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"token file cannot be read: {getattr(err, 'strerror', None) or err}", file=path) from err
+    return parse_token_entries(_parse(text, path), path)
+
+
+def _parse(text: str, path: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"token file is neither JSON nor YAML: {str(err).splitlines()[0]}", file=path) from err
+
+
+def parse_token_entries(entries: Any, path: str) -> list[Token]:
+    if not isinstance(entries, list):
+        got = "nothing" if entries is None else type(entries).__name__
+        raise ConfigError(f"expected a list of {{token, label, enabled}}, got {got}", file=path)
+    tokens = []
+    for i, entry in enumerate(entries):
+        where = f"entry {i + 1}"
+        if not isinstance(entry, Mapping):
+            raise ConfigError(
+                f"expected a mapping with token, label, enabled; got {type(entry).__name__}", file=path, key=where
+            )
+        unknown = sorted(set(entry) - _ENTRY_KEYS)
+        if unknown:
+            raise ConfigError(f"unknown key {unknown[0]!r} (known: token, label, enabled)", file=path, key=where)
+        token, label, enabled = (
+            entry.get("token"),
+            entry.get("label", f"{os.path.basename(path)}#{i + 1}"),
+            entry.get("enabled", True),
+        )
+        if not isinstance(token, str) or not token.strip():
+            raise ConfigError("token must be a non-empty string", file=path, key=f"{where}.token")
+        if not isinstance(label, str) or not label:
+            raise ConfigError("label must be a non-empty string", file=path, key=f"{where}.label")
+        if not isinstance(enabled, bool):
+            raise ConfigError(
+                f"enabled must be true or false, got {json.dumps(enabled)}", file=path, key=f"{where}.enabled"
+            )
+        tokens.append(Token(_digest(token.strip()), label, enabled))
+    if not any(t.enabled for t in tokens):
+        raise ConfigError("token file holds no enabled token", file=path)
+    return tokens
+
+
+def load_tokens(settings: Settings) -> list[Token]:
+    """Every configured token: flags, environment and config, then the token file (which adds, never replaces)."""
+    tokens = [Token(_digest(t), f"static#{i + 1}", True) for i, t in enumerate(settings.auth_tokens)]
+    if settings.auth_token_file:
+        tokens.extend(read_token_file(settings.auth_token_file))
+    return tokens
+
+
+class Headers(Protocol):
+    """What the check needs of request headers (``email.message.Message`` fits: case-insensitive ``get``)."""
+
+    def get(self, name: str, /) -> str | None: ...
+
+
+class Verdict(NamedTuple):
+    allowed: bool
+    label: str | None  # for logs only: never sent to the client
+    reason: str
+
+
+def presented_token(headers: Headers) -> tuple[str | None, str]:
+    """The token a request carries (``Authorization: Bearer`` or ``X-Auth-Token``), or why there is none."""
+    authorization = headers.get("Authorization")
+    if authorization is not None:
+        scheme, _, value = authorization.strip().partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip(), "ok"
+        if headers.get("X-Auth-Token") is None:
+            return (
+                None,
+                "malformed Authorization header"
+                if scheme.lower() == "bearer"
+                else f"unsupported scheme {scheme[:20]!r}",
+            )
+    alternative = headers.get("X-Auth-Token")
+    if alternative is not None and alternative.strip():
+        return alternative.strip(), "ok"
+    return None, "no token"
+
+
+class Authenticator:
+    """Checks requests against the tokens; with no tokens, everything is allowed."""
+
+    def __init__(self, tokens: Sequence[Token]) -> None:
+        self.tokens = list(tokens)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.tokens)
+
+    def check(self, headers: Headers) -> Verdict:
+        if not self.tokens:
+            return Verdict(True, None, "auth disabled")
+        token, reason = presented_token(headers)
+        if token is None:
+            return Verdict(False, None, reason)
+        digest = _digest(token)
+        match = None
+        for candidate in self.tokens:  # no early exit: every request costs the same
+            if hmac.compare_digest(digest, candidate.digest):
+                match = candidate
+        if match is None:
+            return Verdict(False, None, "unknown token")
+        if not match.enabled:
+            return Verdict(False, match.label, "revoked token")
+        return Verdict(True, match.label, "ok")

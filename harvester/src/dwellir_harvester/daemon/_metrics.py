@@ -1,0 +1,98 @@
+"""Prometheus metrics of the daemon, rendered once per change rather than once per request."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+
+STATUSES = ("success", "partial", "failed", "timeout")
+
+
+class Metrics:
+    """Per collector: last status, last duration, last success time; per daemon: harvest totals."""
+
+    def __init__(self, version: str) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        Gauge("dwellir_harvester_build_info", "Version of the running harvester.", ["version"], registry=r).labels(
+            version
+        ).set(1)
+        self.status = Gauge(
+            "dwellir_harvester_collector_status",
+            "1 for the status of the collector's last run, 0 for the others.",
+            ["collector", "status"],
+            registry=r,
+        )
+        self.duration = Gauge(
+            "dwellir_harvester_collector_duration_seconds",
+            "Duration of the collector's last run.",
+            ["collector"],
+            registry=r,
+        )
+        self.last_success = Gauge(
+            "dwellir_harvester_collector_last_success_timestamp_seconds",
+            "Unix time of the collector's last successful (or partial) run; 0 if none yet.",
+            ["collector"],
+            registry=r,
+        )
+        self.harvests = Counter("dwellir_harvester_harvests", "Harvests run.", registry=r)
+        self.failures = Counter(
+            "dwellir_harvester_harvest_failures",
+            "Harvests that produced no usable document (every collector failed, or the harvest raised).",
+            registry=r,
+        )
+        self.harvest_duration = Gauge(
+            "dwellir_harvester_harvest_duration_seconds", "Duration of the last harvest.", registry=r
+        )
+        self.last_harvest = Gauge(
+            "dwellir_harvester_last_harvest_timestamp_seconds", "Unix time the last harvest ended.", registry=r
+        )
+        self.last_harvest_ok = Gauge(
+            "dwellir_harvester_last_harvest_success", "1 if the last harvest produced a usable document.", registry=r
+        )
+        self.stale = Gauge(
+            "dwellir_harvester_serving_stale_document",
+            "1 when the last harvest failed and /metadata serves the last good document instead.",
+            registry=r,
+        )
+        self.document_age_base = Gauge(
+            "dwellir_harvester_document_timestamp_seconds", "Unix time of the document /metadata serves.", registry=r
+        )
+        self.output_failures = Counter(
+            "dwellir_harvester_output_write_failures", "Failed writes of the output file.", registry=r
+        )
+        self.reloads = Counter("dwellir_harvester_config_reloads", "Config reloads (SIGHUP).", ["result"], registry=r)
+        self._successes: dict[str, float] = {}
+
+    def observe(self, document: Mapping[str, Any] | None, usable: bool, duration: float, serving: bool) -> None:
+        """Record one harvest; ``serving`` says whether any good document is being served."""
+        now = time.time()
+        self.harvests.inc()
+        if not usable:
+            self.failures.inc()
+        self.harvest_duration.set(duration)
+        self.last_harvest.set(now)
+        self.last_harvest_ok.set(1 if usable else 0)
+        self.stale.set(0 if usable or not serving else 1)
+        if usable and document is not None:
+            self.document_age_base.set(now)
+        if document is None:
+            return
+        entries = document.get("collectors", {})
+        self.status.clear()
+        self.duration.clear()
+        self.last_success.clear()
+        for name, entry in entries.items():
+            meta = entry["meta"]
+            for status in STATUSES:
+                self.status.labels(name, status).set(1 if meta["status"] == status else 0)
+            self.duration.labels(name).set(meta["duration_ms"] / 1000)
+            if meta["status"] in ("success", "partial"):
+                self._successes[name] = now
+            self.last_success.labels(name).set(self._successes.get(name, 0))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
