@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from dwellir_harvester.config import (
     DEFAULT_CONFIG,
@@ -44,6 +44,13 @@ DAEMON_ENVIRONMENT = """  DAEMON_AUTH_TOKENS         bearer tokens, comma-separa
 
 class UsageError(Exception):
     """A bad command line: exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line, like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -150,7 +157,7 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     common = _common()
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Describe this machine: run collectors and publish one JSON document.",
         epilog=ENVIRONMENT

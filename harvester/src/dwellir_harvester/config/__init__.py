@@ -139,7 +139,10 @@ def _explain(error: Any, schema: Mapping[str, Any]) -> tuple[str, str]:
     got = f"got {json.dumps(error.instance, default=str)}"
     if error.validator == "type":
         expected = _TYPE_NAMES.get(error.validator_value, str(error.validator_value))
-        return path, f"expected {expected}, {got}"
+        hint = (
+            " (YAML reads a bare null as nothing: quote it, 'null', to mean the name)" if error.instance is None else ""
+        )
+        return path, f"expected {expected}, {got}{hint}"
     if error.validator == "enum":
         values = sorted({str(v).upper() for v in error.validator_value})
         return path, f"expected one of {', '.join(values)}, {got}"

@@ -1,0 +1,141 @@
+"""A real daemon in a subprocess on a loopback port, and a tiny HTTP client for it."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+LISTENING = re.compile(r"listening on http://(?P<host>[^\s]+?):(?P<port>\d+) ")
+
+
+class Reply:
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status, self.headers, self.body = status, headers, body
+
+    def json(self):
+        import json
+
+        return json.loads(self.body)
+
+
+class Daemon:
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+        self.port: int | None = None
+        self._ready = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+            match = LISTENING.search(line)
+            if match:
+                self.port = int(match["port"])
+                self._ready.set()
+        self._ready.set()
+
+    @property
+    def log(self) -> str:
+        return "".join(self.lines)
+
+    def wait_listening(self, timeout: float = 20) -> None:
+        self._ready.wait(timeout)
+        assert self.port is not None, f"daemon did not start listening:\n{self.log}"
+
+    def request(
+        self, path: str, method: str = "GET", headers: dict[str, str] | None = None, timeout: float = 5
+    ) -> Reply:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, headers=headers or {})
+            resp = conn.getresponse()
+            body = resp.read()
+            return Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, body)
+        finally:
+            conn.close()
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 20, what: str = "condition") -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}\n{self.log}")
+
+    def wait_document(self, headers: dict[str, str] | None = None, timeout: float = 20) -> Reply:
+        replies: list[Reply] = []
+
+        def ready() -> bool:
+            reply = self.request("/metadata", headers=headers)
+            replies.append(reply)
+            return reply.status == 200
+
+        self.wait_for(ready, timeout, "the first document")
+        return replies[-1]
+
+    def metrics(self, headers: dict[str, str] | None = None) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        from prometheus_client.parser import text_string_to_metric_families
+
+        reply = self.request("/metrics", headers=headers)
+        assert reply.status == 200, reply.body
+        samples = {}
+        for family in text_string_to_metric_families(reply.body.decode()):
+            for sample in family.samples:
+                samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+        return samples
+
+    def signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout: float = 10) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self._reader.join(5)
+
+
+@pytest.fixture
+def start_daemon(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
+    """Start ``dwellir-harvester serve`` with ``args``; it is stopped (killed if need be) after the test."""
+    started: list[Daemon] = []
+
+    def start(*args: str, env: dict[str, str] | None = None, wait: bool = True, output: str | None = None) -> Daemon:
+        out = output if output is not None else str(tmp_path / "harvest.json")
+        command = [sys.executable, "-m", "dwellir_harvester.cli", "serve", "--host", "127.0.0.1", "--port", "0"]
+        command += ["--output", out, *args]
+        proc = subprocess.Popen(
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+        daemon = Daemon(proc)
+        started.append(daemon)
+        if wait:
+            daemon.wait_listening()
+        return daemon
+
+    yield start
+    for daemon in started:
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+        daemon.proc.wait(10)
+        daemon._reader.join(5)
+        assert daemon.proc.stderr is not None
+        daemon.proc.stderr.close()

@@ -1,0 +1,185 @@
+"""Auth in every variant, against the real daemon; and a token file that cannot be trusted stops it."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import pytest
+
+SECRET_A, SECRET_B, REVOKED = "tok-alpha-7f3c9d", "tok-bravo-91e2aa", "tok-revoked-55d0"
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def write_token_file(path, entries, mode=0o600, as_yaml=False):
+    if as_yaml:
+        import yaml
+
+        path.write_text(yaml.safe_dump(entries))
+    else:
+        path.write_text(json.dumps(entries))
+    path.chmod(mode)
+    return path
+
+
+def assert_refused(daemon, path, headers):
+    reply = daemon.request(path, headers=headers)
+    assert reply.status == 401, (path, headers, reply.body)
+    assert reply.headers["www-authenticate"].startswith("Bearer")
+    body = reply.json()
+    assert body["error"] == "unauthorized"
+    return reply
+
+
+def test_no_tokens_means_open(start_daemon):
+    daemon = start_daemon("--collectors", "null")
+    assert daemon.wait_document().status == 200
+    assert daemon.request("/metrics").status == 200
+
+
+def test_single_token_guards_metadata_and_metrics_but_not_healthz(start_daemon):
+    daemon = start_daemon("--collectors", "null", "--auth-token", SECRET_A)
+    daemon.wait_document(headers=bearer(SECRET_A))
+    for path in ("/metadata", "/metrics"):
+        assert_refused(daemon, path, {})
+        assert_refused(daemon, path, bearer("wrong"))
+        assert daemon.request(path, headers=bearer(SECRET_A)).status == 200
+        assert daemon.request(path, headers={"X-Auth-Token": SECRET_A}).status == 200
+    assert daemon.request("/healthz").status == 200
+    assert daemon.request("/healthz").body == b"ok\n"
+    assert SECRET_A not in daemon.log
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Authorization": "Bearer"},
+        {"Authorization": "Bearer    "},
+        {"Authorization": f"Basic {SECRET_A}"},
+        {"Authorization": SECRET_A},
+        {"Authorization": f"Token {SECRET_A}"},
+        {"X-Auth-Token": ""},
+        {"Authorization": f"Bearer {SECRET_A}x"},
+        {"Authorization": f"Bearer {SECRET_A[:-1]}"},
+    ],
+)
+def test_malformed_headers_and_wrong_schemes_are_refused(start_daemon, headers):
+    daemon = start_daemon("--collectors", "null", "--auth-token", SECRET_A)
+    assert_refused(daemon, "/metadata", headers)
+
+
+def test_scheme_is_case_insensitive(start_daemon):
+    daemon = start_daemon("--collectors", "null", "--auth-token", SECRET_A)
+    daemon.wait_document(headers={"Authorization": f"bearer {SECRET_A}"})
+
+
+def test_tokens_from_flags_env_config_and_file_all_count(start_daemon, tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("auth_tokens: [tok-from-config]\n")
+    config.chmod(0o600)
+    token_file = write_token_file(tmp_path / "tokens.json", [{"token": "tok-from-file", "label": "ci"}])
+    daemon = start_daemon(
+        "--collectors",
+        "null",
+        "--config",
+        str(config),
+        "--auth-token",
+        "tok-from-flag",
+        "--auth-token-file",
+        str(token_file),
+        env={"DAEMON_AUTH_TOKENS": "tok-from-env-1, tok-from-env-2"},
+    )
+    daemon.wait_document(headers=bearer("tok-from-flag"))
+    for token in ("tok-from-config", "tok-from-file", "tok-from-env-1", "tok-from-env-2"):
+        assert daemon.request("/metadata", headers=bearer(token)).status == 200, token
+    assert_refused(daemon, "/metadata", bearer("tok-from-nowhere"))
+
+
+def test_token_file_labels_revocation_and_logs(start_daemon, tmp_path):
+    token_file = write_token_file(
+        tmp_path / "tokens.yaml",
+        [
+            {"token": SECRET_A, "label": "grafana", "enabled": True},
+            {"token": SECRET_B, "label": "inventory"},
+            {"token": REVOKED, "label": "old-laptop", "enabled": False},
+        ],
+        as_yaml=True,
+    )
+    daemon = start_daemon("--collectors", "null", "--auth-token-file", str(token_file), "--log-level", "DEBUG")
+    daemon.wait_document(headers=bearer(SECRET_A))
+    assert daemon.request("/metadata", headers=bearer(SECRET_B)).status == 200
+    reply = assert_refused(daemon, "/metadata", bearer(REVOKED))
+    assert b"old-laptop" not in reply.body  # a 401 never reveals a label
+    assert "revoked token (label old-laptop)" in daemon.log  # the log names it
+    assert "by inventory" in daemon.log
+    for secret in (SECRET_A, SECRET_B, REVOKED):
+        assert secret not in daemon.log
+
+
+def test_sighup_reloads_tokens_and_a_bad_token_file_keeps_the_old_ones(start_daemon, tmp_path):
+    token_file = write_token_file(tmp_path / "tokens.json", [{"token": SECRET_A, "label": "a"}])
+    daemon = start_daemon("--collectors", "null", "--auth-token-file", str(token_file))
+    daemon.wait_document(headers=bearer(SECRET_A))
+
+    write_token_file(
+        token_file, [{"token": SECRET_B, "label": "b"}, {"token": SECRET_A, "label": "a", "enabled": False}]
+    )
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_for(lambda: daemon.request("/metadata", headers=bearer(SECRET_B)).status == 200, what="new token")
+    assert_refused(daemon, "/metadata", bearer(SECRET_A))
+
+    token_file.write_text("[]")  # no enabled token: the reload fails, B keeps working
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_for(lambda: "reload failed" in daemon.log, what="the failed reload")
+    assert daemon.request("/metadata", headers=bearer(SECRET_B)).status == 200
+
+
+@pytest.mark.parametrize(
+    ("content", "mode", "expected"),
+    [
+        (None, 0o600, "does not exist"),
+        ("{not json: [", 0o600, "neither JSON nor YAML"),
+        ('{"token": "abc"}', 0o600, "expected a list"),
+        ("[]", 0o600, "no enabled token"),
+        ("", 0o600, "expected a list"),
+        ('[{"token": "abc", "enabled": false}]', 0o600, "no enabled token"),
+        ('[{"token": "abc", "enabled": "false"}]', 0o600, "enabled must be true or false"),
+        ('[{"token": ""}]', 0o600, "token must be a non-empty string"),
+        ('[{"token": "abc", "lable": "x"}]', 0o600, "unknown key 'lable'"),
+        ('["abc"]', 0o600, "expected a mapping"),
+        ('[{"token": "abc"}]', 0o644, "readable by every user"),
+    ],
+)
+def test_untrustworthy_token_file_stops_startup(run_cli, tmp_path, content, mode, expected):
+    token_file = tmp_path / "tokens.json"
+    if content is not None:
+        token_file.write_text(content)
+        token_file.chmod(mode)
+    result = run_cli(
+        "serve", "--port", "0", "--output", "", "--collectors", "null", "--auth-token-file", str(token_file)
+    )
+    assert result.returncode == 2, result
+    assert str(token_file) in result.stderr
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "listening" not in result.stderr
+
+
+def test_token_file_from_environment_is_checked_too(run_cli, tmp_path):
+    token_file = tmp_path / "tokens.json"
+    token_file.write_text("{}")
+    token_file.chmod(0o600)
+    result = run_cli(
+        "serve", "--port", "0", "--output", "", "--collectors", "null", env={"DAEMON_AUTH_TOKEN_FILE": str(token_file)}
+    )
+    assert result.returncode == 2
+    assert str(token_file) in result.stderr
+
+
+def test_token_file_that_is_a_directory_stops_startup(run_cli, tmp_path):
+    result = run_cli("serve", "--port", "0", "--output", "", "--auth-token-file", str(tmp_path))
+    assert result.returncode == 2
+    assert "not a regular file" in result.stderr
