@@ -17,6 +17,8 @@ import pytest
 
 from dwellir_harvester.lib import validate_output
 
+SERVE = [sys.executable, "-m", "dwellir_harvester.cli", "serve"]
+
 SLOW = """
 import time
 from dwellir_harvester.lib import GenericCollector

@@ -90,8 +90,8 @@ def _port(text: str) -> int:
     return value
 
 
-def _common() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+def _common() -> _Parser:
+    common = _Parser(add_help=False)
     group = common.add_argument_group("common options")
     group.add_argument(
         "--config",
