@@ -87,7 +87,9 @@ def _execute(spec: CollectorSpec, options: Mapping[str, Any], validate: bool) ->
     """Run one collector to completion: ``(status, data, errors)``. Never raises."""
     try:
         collector = spec.cls(**options)
-    except BaseException as err:
+    except CollectorFailedError as err:
+        return "failed", {}, [str(err) or "collector failed"]
+    except BaseException as err:  # a plugin's failure stays in its own entry
         logger.debug("collector %s could not be created", spec.name, exc_info=True)
         return "failed", {}, [f"could not create the collector: {_describe(err)}"]
     status, errors = "success", []
@@ -102,9 +104,12 @@ def _execute(spec: CollectorSpec, options: Mapping[str, Any], validate: bool) ->
         logger.debug("collector %s raised", spec.name, exc_info=True)
         return "failed", {}, [_describe(err)]
     else:
-        if isinstance(result, CollectResult):
+        if isinstance(result, CollectResult) and isinstance(result.data, Mapping):
             raw, errors = result.data, [str(e) for e in result.errors]
             status = "partial" if errors else "success"
+        elif isinstance(result, CollectResult):
+            kind = type(result.data).__name__
+            return "failed", {}, [f"collect() returned a CollectResult whose data is {kind}; expected a dict"]
         elif isinstance(result, Mapping):
             raw = result
         else:
@@ -230,7 +235,9 @@ def _timeout_for(key: str, spec: CollectorSpec, timeout: Timeouts) -> float:
 
 
 def _options_for(key: str, spec: CollectorSpec, options: Mapping[str, Mapping[str, Any]] | None) -> Mapping[str, Any]:
-    chosen = (options.get(key, options.get(spec.name)) if options else None) or {}
+    chosen = options.get(key, options.get(spec.name)) if options else None
+    if chosen is None:
+        chosen = {}
     if not isinstance(chosen, Mapping):
         raise CollectorOptionError(spec.name, f"options must be a mapping, not {type(chosen).__name__}")
     check_options(spec.cls, chosen)

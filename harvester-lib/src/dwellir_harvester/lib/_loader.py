@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import logging
 import os
@@ -121,12 +123,22 @@ class Collectors(Mapping[str, type[CollectorBase]]):
         names = set(self.specs)
         for spec in self.discovered:
             if self.specs[spec.name] is not spec:
-                names.add(spec.qualified_names[0])
+                names.add(self.reachable_as(spec))
         return sorted(names)
+
+    def reachable_as(self, spec: CollectorSpec) -> str:
+        """The shortest name that selects ``spec``: its name, its namespace, or its exact source."""
+        for name in (spec.name, *spec.qualified_names):
+            if self.resolve_or_none(name) is spec:
+                return name
+        return spec.qualified_names[1]
+
+    def resolve_or_none(self, name: str) -> CollectorSpec | None:
+        return self._qualified.get(name) if "::" in name else self.specs.get(name)
 
     def resolve(self, name: str) -> CollectorSpec:
         """The spec for a name or a namespaced name; ``UnknownCollectorError`` lists what exists."""
-        spec = self._qualified.get(name) if "::" in name else self.specs.get(name)
+        spec = self.resolve_or_none(name)
         if spec is None:
             raise UnknownCollectorError(name, self.available())
         return spec
@@ -166,11 +178,13 @@ def _collector_problem(obj: type) -> str | None:
 
 
 def _classify_module(module: types.ModuleType, namespace: str, source: str) -> Iterator[CollectorSpec | LoadProblem]:
-    """The collectors a module defines itself (not those it merely imports)."""
+    """The collectors a module defines itself, or a package in its own submodules (not those it imports)."""
+    own = module.__name__
+    inside = own + "." if hasattr(module, "__path__") else None
     for obj in list(vars(module).values()):
         if not (isinstance(obj, type) and issubclass(obj, CollectorBase)):
             continue
-        if obj.__module__ != module.__name__:
+        if obj.__module__ != own and not (inside and obj.__module__.startswith(inside)):
             continue
         if "NAME" not in vars(obj) and not getattr(obj, "NAME", None):
             continue  # an intermediate base class of the plugin's own
@@ -271,8 +285,31 @@ def _is_private_group(uid: int, gid: int) -> bool:
     return group.gr_name == owner and all(member == owner for member in group.gr_mem)
 
 
+class _SafePluginFinder(importlib.abc.MetaPathFinder):
+    """Refuses to import any module under the plugin root from a file other users can write.
+
+    Plugin files are checked before they are imported; this also covers what they import relatively:
+    ``_helpers`` beside them and the submodules of plugin packages.
+    """
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        if not fullname.startswith(_PLUGIN_ROOT + "."):
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None:
+            return None
+        for candidate in (spec.origin, *(spec.submodule_search_locations or ())):
+            if candidate and os.path.exists(candidate):
+                reason = unsafe_reason(Path(candidate))
+                if reason:
+                    raise ImportError(f"refused to import {candidate}: it {reason}", name=fullname, path=candidate)
+        return spec
+
+
 def _plugin_package(directory: Path) -> str:
     """A fresh synthetic package whose ``__path__`` is ``directory`` (so relative imports work)."""
+    if not any(isinstance(finder, _SafePluginFinder) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _SafePluginFinder())
     if _PLUGIN_ROOT not in sys.modules:
         root = types.ModuleType(_PLUGIN_ROOT, "Synthetic parent of filesystem collector plugins.")
         root.__path__ = []

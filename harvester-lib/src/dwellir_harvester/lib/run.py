@@ -31,7 +31,7 @@ from typing import Any
 
 from ._collector import CollectorBase
 from ._errors import CollectorError
-from ._loader import CollectorSpec, _classify_module, _import_plugin, _plugin_package, check_plugin_dir
+from ._loader import CollectorSpec, _classify_module, _import_plugin, _plugin_package, check_plugin_dir, unsafe_reason
 from .testing import run_collector
 
 __all__ = ["main"]
@@ -56,6 +56,9 @@ def _load_module(module: str, directories: Sequence[Path]) -> types.ModuleType:
             path = Path(module)
             if not path.is_file():
                 raise UsageError(f"{module}: no such file")
+            reason = unsafe_reason(path)
+            if reason:
+                raise UsageError(f"{module}: refused: it {reason}")
             return _import_plugin(_plugin_package(check_plugin_dir(path.parent)), path.resolve())
         found = _import_from_dirs(module, directories)
         return found if found is not None else importlib.import_module(module)

@@ -42,8 +42,9 @@ from dwellir_harvester.lib import CollectorError, Collectors, DocumentValidation
 from ._auth import Authenticator, load_tokens
 from ._http import HarvesterHTTPServer, Published, Response
 from ._metrics import Metrics
+from ._systemd import systemd_unit
 
-__all__ = ["serve"]
+__all__ = ["serve", "systemd_unit"]
 
 logger = logging.getLogger(__name__)
 
