@@ -27,6 +27,19 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """ops sets the root logger to DEBUG (and hooks sys.excepthook) when it runs a charm; undo that."""
+    import logging
+
+    root = logging.getLogger()
+    level, handlers, excepthook = root.level, list(root.handlers), sys.excepthook
+    yield
+    root.setLevel(level)
+    root.handlers[:] = handlers
+    sys.excepthook = excepthook
+
+
 class Result:
     def __init__(self, proc: subprocess.CompletedProcess[str]) -> None:
         self.returncode, self.stdout, self.stderr = proc.returncode, proc.stdout, proc.stderr

@@ -16,16 +16,19 @@ propagate gets status ``failed`` with a message naming the URL and the method):
 
 Proxies from the environment are not used: collectors talk to their node directly. Credentials in
 the URL (``http://user:secret@host``) are sent as HTTP basic auth and never appear in messages.
+``timeout`` bounds the whole call, so a node that trickles its answer cannot hold a collector.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import time
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ._errors import CollectorFailedError
+from .redact import redact_url
 
 __all__ = [
     "JsonRpcError",
@@ -72,17 +75,52 @@ class JsonRpcRemoteError(JsonRpcError):
         super().__init__(url, method, f"error {code}: {message}")
 
 
-def _split_credentials(url: str) -> tuple[str, dict[str, str]]:
-    """``(url without credentials, auth headers)``."""
-    parts = urlsplit(url)
+def _target(url: str) -> tuple[Any, str, dict[str, str]]:
+    """``(split URL without credentials, URL safe to print, auth headers)``; ``ValueError`` if not http(s)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as err:
+        raise ValueError(f"not a valid URL: {redact_url(url)!r} ({err})") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"not an http(s) URL: {url!r}")
-    if parts.username is None:
-        return url, {}
-    host = parts.netloc.rsplit("@", 1)[1]
-    clean = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-    token = base64.b64encode(f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()).decode()
-    return clean, {"Authorization": f"Basic {token}"}
+        raise ValueError(f"not an http(s) URL: {redact_url(url)!r}")
+    headers = {}
+    if parts.username is not None:
+        token = base64.b64encode(f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
+        parts = parts._replace(netloc=parts.netloc.rsplit("@", 1)[1])
+    return parts, urlunsplit(parts), headers
+
+
+def _post(parts: Any, body: bytes, headers: dict[str, str], timeout: float) -> tuple[int, bytes]:
+    """POST ``body`` and read the whole answer, giving up when ``timeout`` seconds have passed in all."""
+    import http.client
+
+    deadline = time.monotonic() + timeout
+    cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    conn = cls(parts.hostname, parts.port, timeout=timeout)
+    try:
+        conn.request("POST", urlunsplit(("", "", parts.path or "/", parts.query, "")), body=body, headers=headers)
+        if conn.sock is not None:
+            conn.sock.settimeout(max(0.001, deadline - time.monotonic()))
+        response = conn.getresponse()
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("timed out")
+            if conn.sock is not None:
+                conn.sock.settimeout(remaining)
+            chunk = response.read1(65536)
+            if not chunk:
+                return response.status, b"".join(chunks)
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_RESPONSE_BYTES:
+                return response.status, b"".join(chunks)
+    finally:
+        conn.close()
 
 
 def jsonrpc_call(
@@ -93,27 +131,19 @@ def jsonrpc_call(
     *,
     headers: dict[str, str] | None = None,
 ) -> Any:
-    """POST one JSON-RPC 2.0 request and return its ``result``; raise a ``JsonRpcError`` otherwise."""
-    import urllib.error
-    import urllib.request
+    """POST one JSON-RPC 2.0 request and return its ``result``; raise a ``JsonRpcError`` otherwise.
 
-    shown, auth = _split_credentials(url)
+    ``timeout`` bounds the whole call (connecting, sending, and reading the answer), not each read.
+    A URL that is not http(s) raises ``ValueError`` (with any credentials hidden).
+    """
+    import http.client
+
+    parts, shown, auth = _target(url)
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": [] if params is None else params})
-    request = urllib.request.Request(
-        shown,
-        data=body.encode(),
-        method="POST",
-        headers={"Content-Type": "application/json", "Accept": "application/json", **auth, **(headers or {})},
-    )
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    request_headers = {"Content-Type": "application/json", "Accept": "application/json", **auth, **(headers or {})}
     try:
-        with opener.open(request, timeout=timeout) as response:
-            status, raw = response.status, response.read(MAX_RESPONSE_BYTES + 1)
-    except urllib.error.HTTPError as err:
-        status, raw = err.code, err.read(MAX_RESPONSE_BYTES + 1)
-    except urllib.error.URLError as err:
-        raise JsonRpcTransportError(shown, method, _reason(err.reason, timeout)) from err
-    except (OSError, ValueError) as err:  # timeout, reset mid-response, malformed status line, ...
+        status, raw = _post(parts, body.encode(), request_headers, timeout)
+    except (OSError, http.client.HTTPException, ValueError) as err:  # refused, timed out, not HTTP, cut short
         raise JsonRpcTransportError(shown, method, _reason(err, timeout)) from err
     if len(raw) > MAX_RESPONSE_BYTES:
         raise JsonRpcProtocolError(shown, method, f"response larger than {MAX_RESPONSE_BYTES} bytes")
@@ -135,9 +165,13 @@ def jsonrpc_call(
     return answer["result"]
 
 
-def _reason(reason: object, timeout: float) -> str:
-    if isinstance(reason, TimeoutError) or "timed out" in str(reason):
+def _reason(err: BaseException, timeout: float) -> str:
+    import http.client
+
+    if isinstance(err, TimeoutError) or "timed out" in str(err):
         return f"no answer within {timeout:g} s"
-    if isinstance(reason, OSError) and reason.strerror:
-        return reason.strerror.lower()
-    return str(reason) or type(reason).__name__
+    if isinstance(err, http.client.HTTPException):
+        return f"not a valid HTTP answer ({type(err).__name__}: {str(err)[:120]})"
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror.lower()
+    return str(err) or type(err).__name__

@@ -5,7 +5,7 @@
 - ``juju``: the Juju machine and unit agents on this machine (option ``agents_dir``).
 - ``juju-charm``: the Juju context charms leave behind (option ``snapshot_dir``).
 - ``substrate`` and ``evm``: a node's identity and state over JSON-RPC (options ``rpc_url``,
-  ``process_name``).
+  ``process_name``, ``ecosystem``, ``rpc_timeout``).
 
 Each module imports its heavy dependencies (psutil, PyYAML) inside ``collect()``, so discovering
 the built-ins stays cheap. Modules starting with ``_`` are helpers.

@@ -1,0 +1,366 @@
+"""The ``Harvester`` ops Object: one line in a charm wires its collectors in and answers the action."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import ops
+from charmlibs import systemd
+
+from dwellir_harvester.lib import (
+    CollectorError,
+    CollectorSpec,
+    DocumentValidationError,
+    PluginPathError,
+    harvest,
+    load_collectors,
+    overall_status,
+)
+
+from . import _action, _files, _snapshot, _wiring
+from ._redirect import ACTIVE
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CONFIG_DIR = "/etc/dwellir-harvester/config.d"
+DEFAULT_SNAPSHOT_DIR = "/var/lib/dwellir-harvester/charms"
+DEFAULT_SERVICE = "dwellir-harvester"
+DEFAULT_ACTION = "run-collectors"
+ACTION_PARAMS = ("collectors", "validate", "timeout")
+
+
+class Harvester(ops.Object):
+    """Ship a charm's collectors to the Dwellir Harvester, and answer ``run-collectors``.
+
+    ::
+
+        class MyCharm(ops.CharmBase):
+            def __init__(self, framework: ops.Framework):
+                super().__init__(framework)
+                self.harvester = Harvester(self, collector_dir="collectors")
+
+    It observes the charm's own events:
+
+    - ``install``, ``upgrade-charm``, ``config-changed``: :meth:`configure` — write the drop-in
+      ``<config_dir>/<app>.yaml`` (the charm's collector dir, its collectors and their options)
+      when its content changed, reload ``service`` when it is running, and refresh the snapshot;
+    - ``leader-elected`` and the relation events of every endpoint: refresh the snapshot
+      ``<snapshot_dir>/<app>.json`` (topology, redacted config, relations without data);
+    - ``remove``: take the drop-in and the snapshot away (and reload ``service`` when running);
+    - the action ``action`` (default ``run-collectors``), when the charm declares it: run the
+      collectors in the hook and return the document.
+
+    Args:
+        charm: the charm this object belongs to.
+        collector_dir: the charm's plugin directory, relative to the charm dir or absolute.
+        collectors: the collectors the charm contributes; None means every collector found in
+            ``collector_dir``. Names of the harvester's built-ins (``juju-charm``) may be listed too.
+        collector_options: constructor options per collector name, written to the drop-in and used
+            by the action.
+        config_dir: the harvester's drop-in directory.
+        snapshot_dir: where the Juju context snapshot goes (read by the ``juju-charm`` collector);
+            documents too large for action results go to ``action-results`` beside it.
+        service: the harvester's systemd service, reloaded after the drop-in changes; None: never.
+        action: the name of the action to answer; None: answer none.
+    """
+
+    def __init__(
+        self,
+        charm: ops.CharmBase,
+        collector_dir: str | os.PathLike[str] = "collectors",
+        *,
+        collectors: Sequence[str] | None = None,
+        collector_options: Mapping[str, Mapping[str, Any]] | None = None,
+        config_dir: str | os.PathLike[str] = DEFAULT_CONFIG_DIR,
+        snapshot_dir: str | os.PathLike[str] = DEFAULT_SNAPSHOT_DIR,
+        service: str | None = DEFAULT_SERVICE,
+        action: str | None = DEFAULT_ACTION,
+    ) -> None:
+        super().__init__(charm, "dwellir-harvester")
+        if isinstance(collectors, str):
+            raise TypeError("collectors must be a list of names, not a string")
+        self.charm = charm
+        #: The collectors the charm contributes (None: all in the dir); change, then call configure().
+        self.collectors: list[str] | None = list(collectors) if collectors is not None else None
+        #: Options per collector; change, then call configure().
+        self.collector_options: dict[str, dict[str, Any]] = {
+            name: dict(options) for name, options in (collector_options or {}).items()
+        }
+        self.service = service
+        self.action = action
+        redirect = ACTIVE.get()
+        charm_dir = Path(redirect.charm_dir) if redirect and redirect.charm_dir else Path(self.framework.charm_dir)
+        self._collector_dir = Path(collector_dir) if os.path.isabs(collector_dir) else charm_dir / collector_dir
+        self._config_dir = redirect.path(config_dir) if redirect else Path(config_dir)
+        self._snapshot_dir = redirect.path(snapshot_dir) if redirect else Path(snapshot_dir)
+        self._wiring: _wiring.Wiring | None = None
+
+        on = charm.on
+        for event in (on.install, on.upgrade_charm, on.config_changed):
+            self.framework.observe(event, self._on_configure)
+        self.framework.observe(on.leader_elected, self._on_snapshot)
+        for endpoint in self.framework.meta.relations:
+            events = on[endpoint]
+            for event in (events.relation_created, events.relation_joined, events.relation_departed):
+                self.framework.observe(event, self._on_snapshot)
+            self.framework.observe(events.relation_broken, self._on_snapshot)
+        self.framework.observe(on.remove, self._on_remove)
+        if action is not None:
+            declared = self.framework.meta.actions.get(action)
+            if declared is None:
+                logger.warning(
+                    "the charm does not declare the action %r in charmcraft.yaml, so `juju run` cannot "
+                    "run its collectors; add the snippet from the dwellir-harvester-charm guide, or pass "
+                    "action=None to Harvester()",
+                    action,
+                )
+            else:
+                missing = [p for p in ACTION_PARAMS if p not in declared.parameters]
+                if missing:
+                    logger.warning("the action %r does not declare the params %s", action, ", ".join(missing))
+                self.framework.observe(on[action].action, self._on_action)
+
+    # --- what the charm can read -------------------------------------------------------------
+
+    @property
+    def collector_dir(self) -> Path:
+        """The charm's plugin directory, absolute."""
+        return self._collector_dir
+
+    @property
+    def config_dir(self) -> Path:
+        return self._config_dir
+
+    @property
+    def snapshot_dir(self) -> Path:
+        return self._snapshot_dir
+
+    @property
+    def results_dir(self) -> Path:
+        """Where documents too large for action results are written (``action-results`` beside the snapshots)."""
+        return self._snapshot_dir.parent / "action-results"
+
+    @property
+    def dropin_path(self) -> Path:
+        """This application's drop-in: ``<config_dir>/<app-name>.yaml``."""
+        return self._config_dir / f"{self.model.app.name}.yaml"
+
+    @property
+    def snapshot_path(self) -> Path:
+        """This application's Juju context snapshot: ``<snapshot_dir>/<app-name>.json``."""
+        return self._snapshot_dir / f"{self.model.app.name}.json"
+
+    @property
+    def collector_names(self) -> list[str]:
+        """The collectors the charm contributes: ``collectors``, or every collector found in its dir."""
+        return list(self._discover().names)
+
+    @property
+    def problem(self) -> str | None:
+        """Why the charm's collectors cannot be wired in (then there is no drop-in); None when they can."""
+        return self._discover().error
+
+    @property
+    def status(self) -> ops.StatusBase:
+        """A status for the charm's collect-status handler: blocked with the problem, or active.
+
+        ``event.add_status(self.harvester.status)`` in ``collect_unit_status``.
+        """
+        wiring = self._discover()
+        if wiring.error:
+            return ops.BlockedStatus(_action.one_line(f"harvester: {wiring.error}"))
+        return ops.ActiveStatus()
+
+    # --- wiring ------------------------------------------------------------------------------
+
+    def configure(self) -> bool:
+        """Discover the charm's collectors again and bring the drop-in and the snapshot up to date.
+
+        Call it after changing ``collectors`` or ``collector_options`` (or anything the snapshot
+        holds) outside the events this object observes. Writes the drop-in only when its content
+        changes and then reloads the service when it is running. When the collectors cannot be wired
+        (``problem``: a missing collector dir, an unknown collector, a bad option) the drop-in is
+        withdrawn, so the harvester keeps running for the other charms on the machine.
+        Returns True when the drop-in was written or removed.
+        """
+        self._wiring = None
+        wiring = self._discover()
+        for warning in wiring.warnings:
+            logger.warning("harvester: %s", warning)
+        if wiring.error:
+            logger.error("harvester: cannot wire the charm's collectors in: %s", wiring.error)
+            changed = _files.remove(self.dropin_path)
+            if changed:
+                logger.info("removed %s", self.dropin_path)
+        else:
+            content = _wiring.render_dropin(
+                self.model.app.name, self.framework.meta.name, wiring, self.collector_options
+            )
+            changed = self._write_if_changed(self.dropin_path, content, 0o644)
+            if changed:
+                logger.info("wrote %s (collectors: %s)", self.dropin_path, ", ".join(wiring.names) or "none")
+        if changed:
+            self._reload()
+        self._write_snapshot()
+        return changed
+
+    def _write_snapshot(self) -> bool:
+        """Write the Juju context snapshot when its content (all but ``updated``) changed; True if written."""
+        snapshot = _snapshot.build(self.charm)
+        path = self.snapshot_path
+        if _snapshot.same_content(_files.read_bytes(path), snapshot):
+            _files.ensure_mode(path, 0o644)
+            return False
+        _files.make_dir(path.parent)
+        _files.write_atomic(path, _snapshot.render(snapshot), 0o644)
+        logger.debug("wrote %s", path)
+        return True
+
+    def _discover(self) -> _wiring.Wiring:
+        if self._wiring is None:
+            self._wiring = _wiring.discover(self._collector_dir, self.collectors, self.collector_options)
+        return self._wiring
+
+    def _write_if_changed(self, path: Path, content: bytes, mode: int) -> bool:
+        if _files.read_bytes(path) == content:
+            _files.ensure_mode(path, mode)
+            return False
+        _files.make_dir(path.parent)
+        _files.write_atomic(path, content, mode)
+        return True
+
+    def _reload(self) -> None:
+        """Reload the harvester's service when it is installed and running; never an error."""
+        if self.service is None:
+            return
+        try:
+            if not systemd.service_running(self.service):
+                logger.info("%s is not running; it reads the new config when it starts", self.service)
+                return
+            systemd.service_reload(self.service)
+        except FileNotFoundError as err:
+            logger.info("cannot reload %s: systemctl is not available (%s)", self.service, err)
+        except (systemd.SystemdError, OSError) as err:
+            logger.warning("cannot reload %s: %s", self.service, _action.one_line(str(err)))
+        else:
+            logger.info("reloaded %s", self.service)
+
+    # --- event handlers ----------------------------------------------------------------------
+
+    def _on_configure(self, event: ops.EventBase) -> None:
+        self.configure()
+
+    def _on_snapshot(self, event: ops.EventBase) -> None:
+        self._write_snapshot()
+
+    def _on_remove(self, event: ops.RemoveEvent) -> None:
+        removed = False
+        try:
+            removed = _files.remove(self.dropin_path)
+        except OSError as err:
+            logger.warning("cannot remove %s: %s", self.dropin_path, err)
+        if removed:
+            logger.info("removed %s", self.dropin_path)
+            self._reload()
+        try:
+            self._remove_own_snapshot()
+            _action.prune_result_files(self.results_dir, self.model.unit.name, keep=0)
+        except OSError as err:
+            logger.warning("cannot clean up after the unit: %s", err)
+
+    def _remove_own_snapshot(self) -> None:
+        """Remove the snapshot unless another unit of the application on this machine wrote it."""
+        content = _files.read_bytes(self.snapshot_path)
+        if content is None:
+            return
+        try:
+            unit = json.loads(content)["topology"]["unit"]
+        except (ValueError, KeyError, TypeError):
+            unit = self.model.unit.name
+        if unit == self.model.unit.name:
+            _files.remove(self.snapshot_path)
+
+    def _on_action(self, event: ops.ActionEvent) -> None:
+        try:
+            snapshot = _snapshot.build(self.charm)
+        except ops.ModelError as err:
+            event.fail(_action.one_line(f"cannot read the charm's Juju context: {err}"))
+            return
+        try:
+            self._write_snapshot()
+        except OSError as err:
+            logger.warning("cannot write the snapshot %s: %s", self.snapshot_path, err)
+        try:
+            request = _action.parse_params(event.params)
+        except _action.ActionInputError as err:
+            event.fail(_action.one_line(str(err)))
+            return
+        try:
+            registry = load_collectors([self._collector_dir], env=False)
+        except PluginPathError as err:
+            event.fail(_action.one_line(f"collector dir {self._collector_dir} {err.reason}"))
+            return
+        for problem in registry.problems:
+            event.log(_action.one_line(f"skipped plugin {problem.where}: {problem.message}"))
+        available = sorted({*registry.available(), _action.JUJU_CHARM})
+        live = _action.live_charm_spec(self.model.app.name, snapshot)
+        if request.names is None:
+            own = self.collectors if self.collectors is not None else _wiring.own_names(registry)
+            names = []
+            for name in _action.default_selection(own, available):
+                if name in registry or name == _action.JUJU_CHARM:
+                    names.append(name)
+                else:
+                    event.log(f"skipping {name}: not discoverable from the charm")
+        else:
+            names = list(request.names)
+            unknown = [name for name in names if name != _action.JUJU_CHARM and name not in registry]
+            if unknown:
+                listing = ", ".join(repr(name) for name in unknown)
+                noun = "collector" if len(unknown) == 1 else "collectors"
+                event.fail(f"unknown {noun} {listing} (available: {', '.join(available)})")
+                return
+        selection: list[str | CollectorSpec] = [live if name == _action.JUJU_CHARM else name for name in names]
+        options = {name: opts for name, opts in self.collector_options.items() if name != _action.JUJU_CHARM}
+        each = f" ({request.timeout:g} s each)" if request.timeout is not None else ""
+        event.log(f"running {len(selection)} collectors{each}: {', '.join(names)}")
+        invalid: str | None = None
+        try:
+            document = harvest(
+                selection, collectors=registry, options=options, timeout=request.timeout, validate=request.validate
+            )
+        except DocumentValidationError as err:
+            if err.document is None:
+                event.fail(_action.one_line(str(err)))
+                return
+            document, invalid = dict(err.document), str(err)
+        except (CollectorError, ValueError, TypeError) as err:
+            event.fail(_action.one_line(str(err)))
+            return
+        status = overall_status(document)
+        for key, entry in document["collectors"].items():
+            meta = entry["meta"]
+            if meta["status"] != "success":
+                event.log(_action.one_line(f"{key}: {meta['status']}: {'; '.join(meta['errors'])}"))
+        event.log(f"done in {document['harvester']['duration_ms']:g} ms: {status}")
+        try:
+            results = self._results(document, status)
+        except OSError as err:
+            event.fail(_action.one_line(f"the document is too large for action results and writing it failed: {err}"))
+            return
+        event.set_results(results)
+        if invalid is not None:
+            event.fail(_action.one_line(invalid))
+
+    def _results(self, document: Mapping[str, Any], status: str) -> dict[str, str]:
+        text = json.dumps(document)
+        if _action.fits_in_result("output", text):
+            return {"output": text, "status": status}
+        path = _action.write_result_file(self.results_dir, self.model.unit.name, text)
+        logger.info("the document (%d bytes) is too large for action results; wrote %s", len(text), path)
+        return {"output-file": str(path), "status": status}

@@ -1,0 +1,230 @@
+"""``juju-charm``: the Juju context that charms using the charm helpers leave on this machine.
+
+Option: ``snapshot_dir`` (default ``/var/lib/dwellir-harvester/charms``). The charm helper writes
+one snapshot per application, ``<snapshot_dir>/<app>.json``, in format 1::
+
+    {"format": 1, "updated": "2026-11-25T12:00:00+00:00",
+     "topology": {"model": "prod", "model_uuid": "…", "application": "polkadot", "unit": "polkadot/0",
+                  "charm": "polkadot", "leader": true},
+     "config": {"rpc-port": 9944, "api-key": "<redacted>"},
+     "relations": [{"endpoint": "grafana-agent", "interface": "cos_agent",
+                    "remote_application": "grafana-agent", "units": 1}]}
+
+Data: ``{"applications": {"<app>": {"updated": …, "topology": …, "config": …, "relations": […]}}}``,
+by application name. With no snapshots (the directory is missing or empty) the collector succeeds
+with no applications and a ``note`` saying so. A snapshot that is not valid JSON or not format 1
+(a key missing, a value of the wrong type) makes the entry ``partial`` with a message naming the
+file; the other applications are kept.
+
+Defence in depth, whatever the charm wrote: config values whose key contains ``password``,
+``secret``, ``token`` or ``key`` (and values holding a PEM block) are shown as ``<redacted>``, and
+relations keep only ``endpoint``, ``interface``, ``remote_application`` and ``units``, never
+relation data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from dwellir_harvester.lib import CollectorFailedError, CollectorPartialError, GenericCollector
+from dwellir_harvester.lib.redact import REDACTED, is_sensitive, looks_like_pem
+
+FORMAT = 1
+MAX_SNAPSHOT_BYTES = 1024 * 1024
+
+TOPOLOGY_FIELDS: dict[str, type] = {
+    "model": str,
+    "model_uuid": str,
+    "application": str,
+    "unit": str,
+    "charm": str,
+    "leader": bool,
+}
+# remote_application is null for a peer relation seen before any other unit, or a departed app.
+RELATION_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "endpoint": str,
+    "interface": str,
+    "remote_application": (str, type(None)),
+    "units": int,
+}
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$")
+
+
+class _SnapshotError(Exception):
+    """A snapshot that is not format 1; the message says what is wrong with it."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _typed(value: Any, expected: type | tuple[type, ...]) -> bool:
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return isinstance(value, expected)
+
+
+def _fields(where: str, value: Any, fields: Mapping[str, type | tuple[type, ...]]) -> dict[str, Any]:
+    """The known ``fields`` of the object ``value``, each present and of its type; others dropped."""
+    if not isinstance(value, dict):
+        raise _SnapshotError(f"{where} must be an object, not {type(value).__name__}")
+    missing = [name for name in fields if name not in value]
+    if missing:
+        raise _SnapshotError(f"{where} is missing {', '.join(repr(m) for m in missing)}")
+    for name, expected in fields.items():
+        if not _typed(value[name], expected):
+            names = [t.__name__ for t in (expected if isinstance(expected, tuple) else (expected,))]
+            wanted = (
+                "a non-negative integer" if expected is int else "a " + " or ".join(names).replace("NoneType", "null")
+            )
+            raise _SnapshotError(f"{where}.{name} must be {wanted}, not {type(value[name]).__name__}")
+    return {name: value[name] for name in fields}
+
+
+def _config(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _SnapshotError(f"config must be an object, not {type(value).__name__}")
+    config: dict[str, Any] = {}
+    for key, item in sorted(value.items()):
+        if item is not None and not isinstance(item, (str, int, float, bool)):
+            raise _SnapshotError(f"config[{key!r}] must be a string, number, boolean or null")
+        config[key] = REDACTED if is_sensitive(key) or looks_like_pem(item) else item
+    return config
+
+
+def read_snapshot(path: Path) -> dict[str, Any]:
+    """The application's context from a format-1 snapshot, re-redacted; ``_SnapshotError`` if malformed."""
+    try:
+        with path.open("rb") as f:
+            raw = f.read(MAX_SNAPSHOT_BYTES + 1)
+    except OSError as err:
+        raise _SnapshotError(f"cannot read it: {(err.strerror or type(err).__name__).lower()}") from None
+    if len(raw) > MAX_SNAPSHOT_BYTES:
+        raise _SnapshotError(f"larger than {MAX_SNAPSHOT_BYTES} bytes")
+    try:
+        snapshot = json.loads(raw, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as err:  # its message gives the position, never the text
+        raise _SnapshotError(f"not valid JSON: {err}") from None
+    except ValueError as err:  # not UTF-8, or NaN / Infinity
+        raise _SnapshotError(f"not valid JSON: {err}") from None
+    if not isinstance(snapshot, dict):
+        raise _SnapshotError(f"holds a JSON {type(snapshot).__name__}, not an object")
+    if "format" not in snapshot:
+        raise _SnapshotError("has no 'format'")
+    found = snapshot["format"]
+    if not _typed(found, int) or found != FORMAT:
+        shown = repr(found) if isinstance(found, (int, float, str)) and len(repr(found)) < 40 else type(found).__name__
+        raise _SnapshotError(f"has format {shown}; this collector reads format {FORMAT}")
+    missing = [key for key in ("updated", "topology", "config", "relations") if key not in snapshot]
+    if missing:
+        raise _SnapshotError(f"is missing {', '.join(repr(m) for m in missing)}")
+    updated = snapshot["updated"]
+    if not isinstance(updated, str) or not _RFC3339.match(updated):
+        raise _SnapshotError("updated must be an RFC 3339 date-time with an offset")
+    relations = snapshot["relations"]
+    if not isinstance(relations, list):
+        raise _SnapshotError(f"relations must be a list, not {type(relations).__name__}")
+    return {
+        "updated": updated,
+        "topology": _fields("topology", snapshot["topology"], TOPOLOGY_FIELDS),
+        "config": _config(snapshot["config"]),
+        "relations": [_fields(f"relations[{i}]", item, RELATION_FIELDS) for i, item in enumerate(relations)],
+    }
+
+
+def _snapshot_files(directory: Path) -> list[Path]:
+    """The snapshots in name order; ``CollectorFailedError`` if the directory is unusable."""
+    try:
+        with os.scandir(directory) as listing:
+            names = sorted(entry.name for entry in listing)
+    except FileNotFoundError:
+        return []
+    except NotADirectoryError:
+        raise CollectorFailedError(f"snapshot_dir {directory} is not a directory") from None
+    except OSError as err:
+        reason = (err.strerror or type(err).__name__).lower()
+        raise CollectorFailedError(f"cannot list snapshot_dir {directory}: {reason}") from None
+    return [directory / name for name in names if name.endswith(".json") and not name.startswith(".")]
+
+
+_SCHEMA_SCALAR = {"type": ["string", "number", "boolean", "null"]}
+
+
+class JujuCharmCollector(GenericCollector):
+    """Topology, config (secrets redacted) and relations (no data) of the charms on this machine."""
+
+    NAME = "juju-charm"
+    VERSION = "1.0.0"
+    TIMEOUT = 10.0
+    SCHEMA = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["applications"],
+        "properties": {
+            "applications": {
+                "type": "object",
+                "additionalProperties": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["updated", "topology", "config", "relations"],
+                    "properties": {
+                        "updated": {"type": "string", "format": "date-time"},
+                        "topology": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "required": list(TOPOLOGY_FIELDS),
+                            "properties": {
+                                **{name: {"type": "string"} for name in TOPOLOGY_FIELDS if name != "leader"},
+                                "leader": {"type": "boolean"},
+                            },
+                        },
+                        "config": {"type": "object", "additionalProperties": _SCHEMA_SCALAR},
+                        "relations": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "required": list(RELATION_FIELDS),
+                                "properties": {
+                                    "endpoint": {"type": "string"},
+                                    "interface": {"type": "string"},
+                                    "remote_application": {"type": ["string", "null"]},
+                                    "units": {"type": "integer", "minimum": 0},
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+            "note": {"type": "string"},
+        },
+    }
+
+    def __init__(self, snapshot_dir: str = "/var/lib/dwellir-harvester/charms") -> None:
+        if not isinstance(snapshot_dir, (str, os.PathLike)) or not os.fspath(snapshot_dir):
+            raise ValueError(f"snapshot_dir must be a directory path, not {snapshot_dir!r}")
+        self.snapshot_dir = Path(snapshot_dir)
+
+    def collect(self) -> dict[str, Any]:
+        applications: dict[str, Any] = {}
+        errors: list[str] = []
+        files = _snapshot_files(self.snapshot_dir)
+        for path in files:
+            try:
+                applications[path.stem] = read_snapshot(path)
+            except _SnapshotError as err:
+                errors.append(f"{path}: {err}")
+        data: dict[str, Any] = {"applications": dict(sorted(applications.items()))}
+        if not files:
+            where = "it does not exist" if not self.snapshot_dir.exists() else "it holds no *.json snapshot"
+            data["note"] = f"no charm snapshots found under {self.snapshot_dir} ({where})"
+        if errors:
+            raise CollectorPartialError(errors, data=data)
+        return data
