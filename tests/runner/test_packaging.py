@@ -50,7 +50,25 @@ def test_unit_is_hardened_and_reloads_with_sighup():
     assert unit["Install"]["WantedBy"] == "multi-user.target"
 
 
-@pytest.mark.parametrize(("executable", "user"), [("relative/bin", "u"), ("/a b/bin", "u"), ("/bin/x", "a;b")])
-def test_unit_refuses_unsafe_values(executable, user):
+def test_unit_for_a_charm_venv():
+    unit = systemd_unit(["/usr/bin/python3", "-m", "dwellir_harvester.cli"], environment={"PYTHONPATH": "/c/venv"})
+    service = parse(unit)["Service"]
+    assert service["ExecStart"] == "/usr/bin/python3 -m dwellir_harvester.cli serve"
+    assert service["Environment"] == "PYTHONPATH=/c/venv"
+
+
+@pytest.mark.parametrize(
+    ("executable", "user", "environment"),
+    [
+        ("relative/bin", "u", None),
+        ("/a b/bin", "u", None),
+        ("/bin/x", "a;b", None),
+        (["/bin/x", "--x=$HOME"], "u", None),
+        ("/bin/x", "u", {"PATH": "/a b"}),
+        ("/bin/x", "u", {"A B": "c"}),
+        ([], "u", None),
+    ],
+)
+def test_unit_refuses_unsafe_values(executable, user, environment):
     with pytest.raises(ValueError):
-        systemd_unit(executable, user)
+        systemd_unit(executable, user, environment)
