@@ -88,14 +88,15 @@ def plugin_dir(tmp_path: Path) -> Callable[..., Path]:
 
 
 def collector_source(
-    name: str, body: str = 'return {"ok": True}', *, base: str = "GenericCollector", extra: str = ""
+    name: str, body: str = 'return {"ok": True}', *, base: str = "GenericCollector", extra: str = "", cls: str = ""
 ) -> str:
-    """Source of a plugin module defining one collector named ``name``."""
-    cls = "".join(part.capitalize() for part in name.replace("-", "_").split("_")) + "Collector"
+    """Source of a plugin module defining one collector named ``name`` (``body`` is collect()'s body)."""
+    cls = cls or "".join(part.capitalize() for part in name.replace("-", "_").split("_")) + "Collector"
     body = textwrap.indent(textwrap.dedent(body).strip(), " " * 8)
     return (
-        f"from dwellir_harvester.lib import {base}, CollectorPartialError, CollectorFailedError\n"
-        f"{extra}\n\n"
+        "import time\n"
+        f"from dwellir_harvester.lib import {base}, CollectResult, CollectorPartialError, CollectorFailedError\n"
+        f"{textwrap.dedent(extra)}\n\n"
         f"class {cls}({base}):\n"
         f"    NAME = {name!r}\n"
         f"    VERSION = '1.0.0'\n\n"

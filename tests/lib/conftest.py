@@ -12,29 +12,13 @@ from pathlib import Path
 
 import pytest
 
-
-def make_source(
-    name: str, body: str = 'return {"ok": True}', *, base: str = "GenericCollector", extra: str = "", cls: str = ""
-) -> str:
-    """Source of a plugin module defining one collector named ``name`` (``body`` is collect()'s body)."""
-    cls = cls or "".join(part.capitalize() for part in name.replace("-", "_").split("_")) + "Collector"
-    body = textwrap.indent(textwrap.dedent(body).strip(), " " * 8)
-    return (
-        "import time\n"
-        f"from dwellir_harvester.lib import {base}, CollectResult, CollectorPartialError, CollectorFailedError\n"
-        f"{textwrap.dedent(extra)}\n\n"
-        f"class {cls}({base}):\n"
-        f"    NAME = {name!r}\n"
-        f"    VERSION = '1.0.0'\n\n"
-        f"    def collect(self):\n"
-        f"{body}\n"
-    )
+from tests.conftest import collector_source
 
 
 @pytest.fixture
 def source() -> Callable[..., str]:
     """``source(name, body='return {...}', base=..., extra=..., cls=...)``: a one-collector plugin module."""
-    return make_source
+    return collector_source
 
 
 @pytest.fixture

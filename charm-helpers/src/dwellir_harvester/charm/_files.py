@@ -2,40 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from pathlib import Path
 
+from dwellir_harvester.lib.files import sync_dir, write_atomic
 
-def write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Replace ``path`` with ``data``: a temporary file in the same directory, fsync, rename.
-
-    The temporary file is named ``.<name>.<random>.tmp`` so that no reader that globs ``*.yaml`` or
-    ``*.json`` ever picks it up; it is removed when anything fails. The directory is synced too, so
-    the new file survives a crash once this returns.
-    """
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _sync_dir(path.parent)
-
-
-def _sync_dir(directory: Path) -> None:
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+__all__ = ["ensure_mode", "make_dir", "read_bytes", "remove", "write_atomic"]
 
 
 def read_bytes(path: Path) -> bytes | None:
@@ -58,7 +30,7 @@ def remove(path: Path) -> bool:
         path.unlink()
     except FileNotFoundError:
         return False
-    _sync_dir(path.parent)
+    sync_dir(path.parent)
     return True
 
 

@@ -37,8 +37,9 @@ Schemas
     ``bundled_schema_path()``, ``validate_output(document)``, ``DocumentValidationError``.
 
 Submodules: ``dwellir_harvester.lib.jsonrpc`` (a small JSON-RPC client for collectors),
-``dwellir_harvester.lib.testing`` (run a collector in a test), and ``python -m
-dwellir_harvester.lib.run module:Class`` (run a collector from the shell).
+``dwellir_harvester.lib.redact`` (keep secrets out of data), ``dwellir_harvester.lib.files``
+(atomic writes), ``dwellir_harvester.lib.testing`` (run a collector in a test), and
+``python -m dwellir_harvester.lib.run module:Class`` (run a collector from the shell).
 """
 
 from ._collector import BlockchainCollector, CollectorBase, CollectResult, GenericCollector

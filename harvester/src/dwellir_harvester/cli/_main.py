@@ -26,9 +26,9 @@ from dwellir_harvester.config import (
     discover,
     harvest_options,
     load_settings,
-    write_atomic,
 )
 from dwellir_harvester.lib import CollectorError, DocumentValidationError
+from dwellir_harvester.lib.files import write_atomic
 
 logger = logging.getLogger("dwellir_harvester.cli")
 

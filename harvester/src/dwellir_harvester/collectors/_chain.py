@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
-from dwellir_harvester.lib import CollectorFailedError, CollectorPartialError
+from dwellir_harvester.lib import BlockchainCollector, CollectorFailedError, CollectorPartialError
 from dwellir_harvester.lib.jsonrpc import JsonRpcError, JsonRpcTransportError, jsonrpc_call
 from dwellir_harvester.lib.redact import redact_url
 
@@ -132,6 +132,29 @@ def boolean(value: Any) -> bool:
 def compact(mapping: Mapping[str, Any]) -> dict[str, Any]:
     """``mapping`` without the keys whose value is ``None`` (what could not be learned is left out)."""
     return {key: value for key, value in mapping.items() if value is not None}
+
+
+# --- the collectors' common base -----------------------------------------------------------------
+
+
+class NodeCollector(BlockchainCollector):
+    """The options ``substrate`` and ``evm`` share; each sets ``DEFAULT_RPC_URL`` and ``DEFAULT_ECOSYSTEM``."""
+
+    DEFAULT_RPC_URL: ClassVar[str]
+    DEFAULT_ECOSYSTEM: ClassVar[str]
+    TIMEOUT: ClassVar[float] = 10.0
+
+    def __init__(
+        self,
+        rpc_url: str | None = None,
+        process_name: str | None = None,
+        ecosystem: str | None = None,
+        rpc_timeout: float = 2.0,
+    ) -> None:
+        self.rpc_url = check_rpc_url(self.DEFAULT_RPC_URL if rpc_url is None else rpc_url)
+        self.process_name = None if process_name is None else check_text(process_name, "process_name")
+        self.ecosystem = check_text(self.DEFAULT_ECOSYSTEM if ecosystem is None else ecosystem, "ecosystem")
+        self.rpc_timeout = check_seconds(rpc_timeout, "rpc_timeout")
 
 
 # --- the node's process and the result ------------------------------------------------------------

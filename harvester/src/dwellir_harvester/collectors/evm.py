@@ -26,14 +26,11 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple
 
-from dwellir_harvester.lib import BlockchainCollector
 from dwellir_harvester.lib.redact import redact_url
 
 from ._chain import (
+    NodeCollector,
     RpcSession,
-    check_rpc_url,
-    check_seconds,
-    check_text,
     compact,
     finish,
     node_schema,
@@ -94,25 +91,14 @@ def _syncing(value: Any) -> dict[str, Any]:
     return {"syncing": True, **progress}
 
 
-class EvmCollector(BlockchainCollector):
+class EvmCollector(NodeCollector):
     """Identity, sync state and peers of an EVM execution client, from its JSON-RPC API."""
 
     NAME = "evm"
     VERSION = "1.0.0"
-    TIMEOUT = 10.0
+    DEFAULT_RPC_URL = "http://127.0.0.1:8545"
+    DEFAULT_ECOSYSTEM = "ethereum"
     SCHEMA = node_schema({"type": "integer", "minimum": 0})
-
-    def __init__(
-        self,
-        rpc_url: str = "http://127.0.0.1:8545",
-        process_name: str | None = None,
-        ecosystem: str = "ethereum",
-        rpc_timeout: float = 2.0,
-    ) -> None:
-        self.rpc_url = check_rpc_url(rpc_url)
-        self.process_name = None if process_name is None else check_text(process_name, "process_name")
-        self.ecosystem = check_text(ecosystem, "ecosystem")
-        self.rpc_timeout = check_seconds(rpc_timeout, "rpc_timeout")
 
     def collect(self) -> dict[str, Any]:
         rpc = RpcSession(self.rpc_url, self.rpc_timeout)

@@ -37,16 +37,13 @@ from typing import Any
 from dwellir_harvester.lib import CollectorFailedError, CollectorPartialError, GenericCollector
 from dwellir_harvester.lib.redact import SECRET_WORDS, looks_like_pem
 
+from ._files import FileProblem, read_small_file
+
 #: Key names (substrings, case-insensitive) dropped from every agent.conf before it is read.
 JUJU_SECRET_WORDS: tuple[str, ...] = (*SECRET_WORDS, "cert", "identity", "nonce")
 
-MAX_AGENT_CONF_BYTES = 1024 * 1024
 
 _UNIT_TAG = re.compile(r"^unit-(?P<app>[a-z0-9][a-z0-9-]*)-(?P<number>\d+)$")
-
-
-class _AgentConfError(Exception):
-    """An agent.conf that cannot be used; the message never quotes the file."""
 
 
 def scrub(value: Any) -> Any:
@@ -105,26 +102,20 @@ def _unit_key(unit: str) -> tuple[str, int, str]:
 def _load(path: Path) -> dict[str, Any]:
     import yaml
 
-    try:
-        with path.open("rb") as f:
-            raw = f.read(MAX_AGENT_CONF_BYTES + 1)
-    except OSError as err:
-        raise _AgentConfError(f"cannot read it: {(err.strerror or type(err).__name__).lower()}") from None
-    if len(raw) > MAX_AGENT_CONF_BYTES:
-        raise _AgentConfError(f"larger than {MAX_AGENT_CONF_BYTES} bytes")
+    raw = read_small_file(path)
     try:
         loaded = yaml.safe_load(raw)
     except yaml.MarkedYAMLError as err:  # its str() would quote the file: report the position only
         mark = err.problem_mark or err.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise _AgentConfError(f"not valid YAML: {err.problem or err.context or 'syntax error'}{where}") from None
+        raise FileProblem(f"not valid YAML: {err.problem or err.context or 'syntax error'}{where}") from None
     except yaml.reader.ReaderError as err:  # bytes that are not text
-        raise _AgentConfError(f"not valid YAML: {err.reason} at byte {err.position}") from None
+        raise FileProblem(f"not valid YAML: {err.reason} at byte {err.position}") from None
     except yaml.YAMLError as err:
-        raise _AgentConfError(f"not valid YAML ({type(err).__name__})") from None
+        raise FileProblem(f"not valid YAML ({type(err).__name__})") from None
     if not isinstance(loaded, dict):
         what = "nothing" if loaded is None else "a list" if isinstance(loaded, list) else "a scalar"
-        raise _AgentConfError(f"holds {what}, not a mapping")
+        raise FileProblem(f"holds {what}, not a mapping")
     return loaded
 
 
@@ -249,7 +240,7 @@ class JujuCollector(GenericCollector):
         for path in files:
             try:
                 conf = _load(path)
-            except _AgentConfError as err:
+            except FileProblem as err:
                 errors.append(f"{path}: {err}")
                 continue
             agents.append(_agent(path.parent.name, conf))

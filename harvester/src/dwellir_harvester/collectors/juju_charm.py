@@ -34,8 +34,9 @@ from typing import Any
 from dwellir_harvester.lib import CollectorFailedError, CollectorPartialError, GenericCollector
 from dwellir_harvester.lib.redact import REDACTED, is_sensitive, looks_like_pem
 
+from ._files import FileProblem, read_small_file
+
 FORMAT = 1
-MAX_SNAPSHOT_BYTES = 1024 * 1024
 
 TOPOLOGY_FIELDS: dict[str, type] = {
     "model": str,
@@ -56,10 +57,6 @@ RELATION_FIELDS: dict[str, type | tuple[type, ...]] = {
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$")
 
 
-class _SnapshotError(Exception):
-    """A snapshot that is not format 1; the message says what is wrong with it."""
-
-
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
@@ -73,63 +70,57 @@ def _typed(value: Any, expected: type | tuple[type, ...]) -> bool:
 def _fields(where: str, value: Any, fields: Mapping[str, type | tuple[type, ...]]) -> dict[str, Any]:
     """The known ``fields`` of the object ``value``, each present and of its type; others dropped."""
     if not isinstance(value, dict):
-        raise _SnapshotError(f"{where} must be an object, not {type(value).__name__}")
+        raise FileProblem(f"{where} must be an object, not {type(value).__name__}")
     missing = [name for name in fields if name not in value]
     if missing:
-        raise _SnapshotError(f"{where} is missing {', '.join(repr(m) for m in missing)}")
+        raise FileProblem(f"{where} is missing {', '.join(repr(m) for m in missing)}")
     for name, expected in fields.items():
         if not _typed(value[name], expected):
             names = [t.__name__ for t in (expected if isinstance(expected, tuple) else (expected,))]
             wanted = (
                 "a non-negative integer" if expected is int else "a " + " or ".join(names).replace("NoneType", "null")
             )
-            raise _SnapshotError(f"{where}.{name} must be {wanted}, not {type(value[name]).__name__}")
+            raise FileProblem(f"{where}.{name} must be {wanted}, not {type(value[name]).__name__}")
     return {name: value[name] for name in fields}
 
 
 def _config(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise _SnapshotError(f"config must be an object, not {type(value).__name__}")
+        raise FileProblem(f"config must be an object, not {type(value).__name__}")
     config: dict[str, Any] = {}
     for key, item in sorted(value.items()):
         if item is not None and not isinstance(item, (str, int, float, bool)):
-            raise _SnapshotError(f"config[{key!r}] must be a string, number, boolean or null")
+            raise FileProblem(f"config[{key!r}] must be a string, number, boolean or null")
         config[key] = REDACTED if is_sensitive(key) or looks_like_pem(item) else item
     return config
 
 
 def read_snapshot(path: Path) -> dict[str, Any]:
-    """The application's context from a format-1 snapshot, re-redacted; ``_SnapshotError`` if malformed."""
-    try:
-        with path.open("rb") as f:
-            raw = f.read(MAX_SNAPSHOT_BYTES + 1)
-    except OSError as err:
-        raise _SnapshotError(f"cannot read it: {(err.strerror or type(err).__name__).lower()}") from None
-    if len(raw) > MAX_SNAPSHOT_BYTES:
-        raise _SnapshotError(f"larger than {MAX_SNAPSHOT_BYTES} bytes")
+    """The application's context from a format-1 snapshot, re-redacted; ``FileProblem`` if malformed."""
+    raw = read_small_file(path)
     try:
         snapshot = json.loads(raw, parse_constant=_refuse_constant)
     except json.JSONDecodeError as err:  # its message gives the position, never the text
-        raise _SnapshotError(f"not valid JSON: {err}") from None
+        raise FileProblem(f"not valid JSON: {err}") from None
     except ValueError as err:  # not UTF-8, or NaN / Infinity
-        raise _SnapshotError(f"not valid JSON: {err}") from None
+        raise FileProblem(f"not valid JSON: {err}") from None
     if not isinstance(snapshot, dict):
-        raise _SnapshotError(f"holds a JSON {type(snapshot).__name__}, not an object")
+        raise FileProblem(f"holds a JSON {type(snapshot).__name__}, not an object")
     if "format" not in snapshot:
-        raise _SnapshotError("has no 'format'")
+        raise FileProblem("has no 'format'")
     found = snapshot["format"]
     if not _typed(found, int) or found != FORMAT:
         shown = repr(found) if isinstance(found, (int, float, str)) and len(repr(found)) < 40 else type(found).__name__
-        raise _SnapshotError(f"has format {shown}; this collector reads format {FORMAT}")
+        raise FileProblem(f"has format {shown}; this collector reads format {FORMAT}")
     missing = [key for key in ("updated", "topology", "config", "relations") if key not in snapshot]
     if missing:
-        raise _SnapshotError(f"is missing {', '.join(repr(m) for m in missing)}")
+        raise FileProblem(f"is missing {', '.join(repr(m) for m in missing)}")
     updated = snapshot["updated"]
     if not isinstance(updated, str) or not _RFC3339.match(updated):
-        raise _SnapshotError("updated must be an RFC 3339 date-time with an offset")
+        raise FileProblem("updated must be an RFC 3339 date-time with an offset")
     relations = snapshot["relations"]
     if not isinstance(relations, list):
-        raise _SnapshotError(f"relations must be a list, not {type(relations).__name__}")
+        raise FileProblem(f"relations must be a list, not {type(relations).__name__}")
     return {
         "updated": updated,
         "topology": _fields("topology", snapshot["topology"], TOPOLOGY_FIELDS),
@@ -219,7 +210,7 @@ class JujuCharmCollector(GenericCollector):
         for path in files:
             try:
                 applications[path.stem] = read_snapshot(path)
-            except _SnapshotError as err:
+            except FileProblem as err:
                 errors.append(f"{path}: {err}")
         data: dict[str, Any] = {"applications": dict(sorted(applications.items()))}
         if not files:

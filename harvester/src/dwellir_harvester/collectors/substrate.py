@@ -24,15 +24,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from dwellir_harvester.lib import BlockchainCollector
 from dwellir_harvester.lib.redact import redact_url
 
 from ._chain import (
+    NodeCollector,
     RpcSession,
     boolean,
-    check_rpc_url,
-    check_seconds,
-    check_text,
     compact,
     finish,
     node_schema,
@@ -69,25 +66,14 @@ def _sync_state(value: Any) -> dict[str, int]:
     return {ours: quantity(value[theirs]) for ours, theirs in fields.items() if value.get(theirs) is not None}
 
 
-class SubstrateCollector(BlockchainCollector):
+class SubstrateCollector(NodeCollector):
     """Identity, sync state and peers of a Substrate node, from its JSON-RPC API."""
 
     NAME = "substrate"
     VERSION = "1.0.0"
-    TIMEOUT = 10.0
+    DEFAULT_RPC_URL = "http://127.0.0.1:9944"
+    DEFAULT_ECOSYSTEM = "polkadot"
     SCHEMA = node_schema({"type": "string", "pattern": "^0x[0-9a-f]{64}$"})
-
-    def __init__(
-        self,
-        rpc_url: str = "http://127.0.0.1:9944",
-        process_name: str | None = None,
-        ecosystem: str = "polkadot",
-        rpc_timeout: float = 2.0,
-    ) -> None:
-        self.rpc_url = check_rpc_url(rpc_url)
-        self.process_name = None if process_name is None else check_text(process_name, "process_name")
-        self.ecosystem = check_text(ecosystem, "ecosystem")
-        self.rpc_timeout = check_seconds(rpc_timeout, "rpc_timeout")
 
     def collect(self) -> dict[str, Any]:
         rpc = RpcSession(self.rpc_url, self.rpc_timeout)

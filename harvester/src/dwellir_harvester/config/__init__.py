@@ -27,7 +27,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ._files import write_atomic
 from ._version import __version__
 
 __all__ = [
@@ -42,7 +41,6 @@ __all__ = [
     "discover",
     "harvest_options",
     "load_settings",
-    "write_atomic",
 ]
 
 DEFAULT_CONFIG = "/etc/dwellir-harvester/config.yaml"

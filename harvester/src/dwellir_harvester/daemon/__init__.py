@@ -35,9 +35,9 @@ from dwellir_harvester.config import (
     discover,
     harvest_options,
     load_settings,
-    write_atomic,
 )
 from dwellir_harvester.lib import CollectorError, Collectors, DocumentValidationError, harvest
+from dwellir_harvester.lib.files import write_atomic
 
 from ._auth import Authenticator, load_tokens
 from ._http import HarvesterHTTPServer, Published, Response

@@ -1,0 +1,23 @@
+"""Reading the small files collectors report on (agent.conf, snapshots) without trusting them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+MAX_FILE_BYTES = 1024 * 1024
+
+
+class FileProblem(Exception):  # noqa: N818 - a problem with a file, reported as the entry's message
+    """A file a collector cannot use; the message says why, never what the file holds."""
+
+
+def read_small_file(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The file's bytes, or ``FileProblem`` when it cannot be read or is larger than ``limit``."""
+    try:
+        with path.open("rb") as f:
+            raw = f.read(limit + 1)
+    except OSError as err:
+        raise FileProblem(f"cannot read it: {(err.strerror or type(err).__name__).lower()}") from None
+    if len(raw) > limit:
+        raise FileProblem(f"larger than {limit} bytes")
+    return raw
