@@ -202,7 +202,7 @@ class Daemon:
     # --- main loop -----------------------------------------------------------------------------
 
     def run(self, server: HarvesterHTTPServer) -> int:
-        serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="http", daemon=True)
+        serving = threading.Thread(target=server.serve_forever, name="http", daemon=True)
         serving.start()
         previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
         old_fd = signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)

@@ -1,0 +1,94 @@
+"""The daemon's HTTP/1.1 server on the wire: keep-alive, pipelining, malformed and oversized requests."""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+
+import pytest
+
+
+def exchange(port: int, raw: bytes, timeout: float = 5) -> bytes:
+    """Send ``raw`` and read until the server closes the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(raw)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def statuses(reply: bytes) -> list[int]:
+    return [int(code) for code in re.findall(rb"(?:^|\n)HTTP/1\.1 (\d{3}) ", reply)]
+
+
+@pytest.fixture
+def port(start_daemon):
+    daemon = start_daemon("--collectors", "null")
+    daemon.wait_document()
+    return daemon.port
+
+
+def test_keep_alive_and_pipelined_requests_on_one_connection(port):
+    get = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    last = b"GET /metadata HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    reply = exchange(port, get + get + b"HEAD /metadata HTTP/1.1\r\nHost: x\r\n\r\n" + last)
+    assert statuses(reply) == [200, 200, 200, 200]
+    assert reply.count(b"ok\n") == 2
+    assert reply.rstrip().endswith(b"}")  # the last answer carries the document; HEAD carried none
+    assert b"Connection: close" in reply
+
+
+def test_http_1_0_closes_unless_asked_to_keep_alive(port):
+    reply = exchange(port, b"GET /healthz HTTP/1.0\r\n\r\n")
+    assert statuses(reply) == [200] and b"Connection: close" in reply
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        first = sock.recv(65536)
+        sock.sendall(b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        second = sock.recv(65536)
+    assert statuses(first) == [200] and statuses(second) == [200]
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"NONSENSE\r\n\r\n", 400),
+        (b"GET /healthz\r\n\r\n", 400),
+        (b"GET /healthz SPDY/3\r\n\r\n", 400),
+        (b"GET /healthz HTTP/1.1\r\nno colon here\r\n\r\n", 400),
+        (b"GET /healthz HTTP/1.1\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n", 431),
+        (b"POST /metadata HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", 405),
+        (b"PUT /metadata HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 405),
+    ],
+)
+def test_bad_requests_get_an_answer_and_the_connection_closes(port, raw, status):
+    reply = exchange(port, raw)
+    assert statuses(reply) == [status]
+    assert b"Connection: close" in reply
+
+
+def test_headers_that_never_end_are_cut_off(port):
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\n")
+        for _ in range(20):
+            sock.sendall(b"X-Filler: " + b"b" * 4000 + b"\r\n")
+        reply = sock.recv(65536)
+    assert statuses(reply) == [431]
+
+
+def test_lf_only_requests_are_understood(port):
+    assert statuses(exchange(port, b"GET /healthz HTTP/1.1\nConnection: close\n\n")) == [200]
+
+
+def test_a_client_that_never_reads_does_not_stall_others(port):
+    hog = socket.create_connection(("127.0.0.1", port))
+    hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        hog.sendall(b"GET /metadata HTTP/1.1\r\nHost: x\r\n\r\n" * 2000)  # answers pile up unread
+        started = time.monotonic()
+        assert statuses(exchange(port, b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n")) == [200]
+        assert time.monotonic() - started < 2
+    finally:
+        hog.close()
