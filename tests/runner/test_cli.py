@@ -104,6 +104,7 @@ def test_errors_are_one_line_with_exit_2(run_cli, tmp_path, plugin_dir):
         (("collect", "null", "--option", "null.x=1"), "unknown option 'x'"),
         (("collect", "null", "--option", "ghost.x=1"), "unknown collector 'ghost'"),
         (("validate", str(tmp_path / "missing.json")), "No such file"),
+        (("collect", "null", "--schema", str(tmp_path / "missing.json")), "no such file"),
     ]
     for args, message in cases:
         result = run_cli(*args)

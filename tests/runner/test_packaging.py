@@ -50,6 +50,16 @@ def test_unit_is_hardened_and_reloads_with_sighup():
     assert unit["Install"]["WantedBy"] == "multi-user.target"
 
 
+def test_the_unit_passes_only_flags_the_daemon_accepts():
+    # The original's start script passed a flag its daemon rejected, so its unit crash-looped.
+    from dwellir_harvester.cli import build_parser
+
+    service = parse(systemd_unit())["Service"]
+    for key in ("ExecStart", "ExecStartPre"):
+        args = build_parser().parse_args(service[key].split()[1:])
+        assert args.verb == "serve", key
+
+
 def test_unit_for_a_charm_venv():
     unit = systemd_unit(["/usr/bin/python3", "-m", "dwellir_harvester.cli"], environment={"PYTHONPATH": "/c/venv"})
     service = parse(unit)["Service"]

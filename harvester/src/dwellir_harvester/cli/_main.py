@@ -253,6 +253,8 @@ def cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.output:
         _check_output_dir(args.output)
+    if args.schema and not os.path.isfile(args.schema):
+        raise UsageError(f"--schema {args.schema}: no such file")
     collectors = discover(settings)
     names = check_plan(settings, collectors, args.names)
     exit_code = 0
