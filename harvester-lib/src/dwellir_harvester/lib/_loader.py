@@ -14,7 +14,6 @@ one can still be selected. A plugin that fails to import is logged and recorded 
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.abc
 import importlib.machinery
@@ -218,12 +217,9 @@ def _find_builtins() -> Iterator[CollectorSpec | LoadProblem]:
         package = importlib.import_module(BUILTIN_PACKAGE)
     except ImportError:
         return
-    import pkgutil
-
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
-        if info.name.startswith("_"):
-            continue
-        module_name = f"{BUILTIN_PACKAGE}.{info.name}"
+    names = sorted({p.stem if p.is_file() else p.name for d in package.__path__ for p in plugin_files(Path(d))})
+    for name in names:
+        module_name = f"{BUILTIN_PACKAGE}.{name}"
         try:
             module = importlib.import_module(module_name)
         except BaseException as err:  # noqa: BLE001 - one broken module never stops discovery
@@ -314,6 +310,8 @@ def _plugin_package(directory: Path) -> str:
         root = types.ModuleType(_PLUGIN_ROOT, "Synthetic parent of filesystem collector plugins.")
         root.__path__ = []
         sys.modules[_PLUGIN_ROOT] = root
+    import hashlib  # here, not at the top: it loads OpenSSL, which commands without plugin paths skip
+
     digest = hashlib.sha1(str(directory).encode(), usedforsecurity=False).hexdigest()[:12]
     name = f"{_PLUGIN_ROOT}.d{digest}"
     for stale in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
