@@ -25,7 +25,7 @@ from typing import Any
 
 import ops
 
-from dwellir_harvester.lib.redact import REDACTED, is_sensitive
+from dwellir_harvester.lib.redact import REDACTED, is_sensitive, looks_like_pem, redact_url
 
 FORMAT = 1
 
@@ -41,9 +41,19 @@ def secret_options(charm: ops.CharmBase) -> set[str]:
     return {name for name, option in declared.items() if getattr(option, "type", None) == "secret"}
 
 
+def _scrub(value: Any) -> Any:
+    """A string value with URL credentials hidden (``http://user:pw@…``); a PEM block redacted."""
+    if not isinstance(value, str):
+        return value
+    return REDACTED if looks_like_pem(value) else redact_url(value)
+
+
 def redact_config(config: Mapping[str, Any], secret_typed: set[str]) -> dict[str, Any]:
     """A copy of ``config`` with secret-typed and secret-sounding options replaced by ``<redacted>``."""
-    return {name: REDACTED if name in secret_typed or is_sensitive(name) else value for name, value in config.items()}
+    return {
+        name: REDACTED if name in secret_typed or is_sensitive(name) else _scrub(value)
+        for name, value in config.items()
+    }
 
 
 def relations(charm: ops.CharmBase) -> list[dict[str, Any]]:

@@ -35,7 +35,10 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self needs Python 3.11
 
 import yaml
 from charmlibs import systemd
@@ -216,7 +219,7 @@ class FakeSystemd:
         names = [name for name in systemd.__all__ if name != "SystemdError"]
         return {name: getattr(self, name) for name in names}
 
-    def __enter__(self) -> FakeSystemd:
+    def __enter__(self) -> Self:
         if self._saved:
             raise RuntimeError("this FakeSystemd is already patched in")
         for name, fake in self._functions().items():

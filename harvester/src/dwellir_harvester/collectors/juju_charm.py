@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from dwellir_harvester.lib import CollectorFailedError, CollectorPartialError, GenericCollector
-from dwellir_harvester.lib.redact import REDACTED, is_sensitive, looks_like_pem
+from dwellir_harvester.lib.redact import REDACTED, is_sensitive, looks_like_pem, redact_url
 
 from ._files import FileProblem, read_small_file
 
@@ -91,7 +91,8 @@ def _config(value: Any) -> dict[str, Any]:
     for key, item in sorted(value.items()):
         if item is not None and not isinstance(item, (str, int, float, bool)):
             raise FileProblem(f"config[{key!r}] must be a string, number, boolean or null")
-        config[key] = REDACTED if is_sensitive(key) or looks_like_pem(item) else item
+        secret = is_sensitive(key) or looks_like_pem(item)
+        config[key] = REDACTED if secret else (redact_url(item) if isinstance(item, str) else item)
     return config
 
 

@@ -1,0 +1,189 @@
+"""Fixtures for the charm's ops[testing] (Scenario) tests.
+
+Each test gets a machine of its own in ``tmp_path``:
+
+- ``HARVESTER_EXAMPLE_ROOT`` points every path the charm writes into ``tmp_path/machine``;
+- ``getent`` and ``useradd`` on ``PATH`` are the stand-ins of ``tests/fakes/hooktools.py`` (a
+  machine without the service user until the charm creates it);
+- ``charmlibs.systemd`` is a ``FakeSystemd`` (from ``dwellir_harvester.charm.testing``) that also
+  knows the unit directory: ``daemon_reload`` loads the unit files the charm wrote (and drops
+  removed ones), and starting, restarting or reloading a unit whose file changed since is recorded
+  as systemd's "changed on disk" warning;
+- the charm runs from ``tmp_path/charm``, which holds a copy of ``collectors/``.
+
+``harvester_sandbox`` is not used: the charm passes its Harvester paths under its own root
+(``HARVESTER_EXAMPLE_ROOT``), which the sandbox would re-root a second time, and the same root
+has to work when the end-to-end tests run the charm as a separate process, where a sandbox
+(a context variable in the test's process) cannot reach.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import charm
+import pytest
+import workload
+from ops import testing
+
+from dwellir_harvester.charm.testing import FakeSystemd
+
+APP = "harvester-example"
+SERVICE = workload.SERVICE
+MODEL = testing.Model(name="prod", uuid="8ad3c5c2-3a0c-4c47-9f0a-7f4a6c1d2e3f")
+
+
+class MachineSystemd(FakeSystemd):
+    """``FakeSystemd`` plus the unit directory: units exist once their file is loaded."""
+
+    def __init__(self, unit_dir: Path) -> None:
+        super().__init__({})
+        self.unit_dir = unit_dir
+        self.definitions: dict[str, str] = {}
+        self.warnings: list[str] = []
+
+    def _on_disk(self) -> dict[str, str]:
+        if not self.unit_dir.is_dir():
+            return {}
+        return {p.stem: p.read_text() for p in self.unit_dir.glob("*.service")}
+
+    def daemon_reload(self) -> bool:
+        result = super().daemon_reload()
+        on_disk = self._on_disk()
+        for name in list(self.services):
+            if name not in on_disk and self.services[name].state != "active":
+                self.uninstall(name)
+        for name in on_disk:
+            if name not in self.services:
+                self.install(name, "inactive")
+        self.definitions = on_disk
+        return result
+
+    def _fresh(self, name: str) -> None:
+        on_disk = self._on_disk().get(name.removesuffix(".service"))
+        if on_disk is not None and on_disk != self.definitions.get(name.removesuffix(".service")):
+            self.warnings.append(f"{name}: unit file changed on disk; run 'systemctl daemon-reload'")
+
+    def service_start(self, *args: str) -> bool:
+        for name in args:
+            self._fresh(name)
+        return super().service_start(*args)
+
+    def service_restart(self, *args: str) -> bool:
+        for name in args:
+            self._fresh(name)
+        return super().service_restart(*args)
+
+    def service_reload(self, service_name: str, restart_on_failure: bool = False) -> bool:
+        self._fresh(service_name)
+        return super().service_reload(service_name, restart_on_failure)
+
+    def mutations(self) -> list[tuple[Any, ...]]:
+        """The calls that change something (everything but the two queries)."""
+        return [c for c in self.calls if c[0] not in ("service_running", "service_failed")]
+
+
+class Machine:
+    """The unit's machine under ``root``: its paths, its user database and its systemd."""
+
+    def __init__(self, root: Path, state_path: Path, systemd: MachineSystemd, kit: Any) -> None:
+        self.root = root
+        self.paths = workload.Paths(root)
+        self.state_path = state_path
+        self.systemd = systemd
+        self._kit = kit
+
+    def state(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._kit.read_state(self.state_path)
+        return result
+
+    @property
+    def users(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.state()["users"]
+        return result
+
+    def tool_calls(self) -> list[list[str]]:
+        result: list[list[str]] = self.state()["calls"]
+        return result
+
+    def fail_useradd(self, message: str) -> None:
+        """Make ``useradd`` fail with ``message``, as it can on a real machine."""
+        state = self.state()
+        state["machine"]["useradd_error"] = message
+        self._kit.write_state(self.state_path, state)
+
+    def add_user(self, name: str, gid: int | None = None) -> None:
+        state = self.state()
+        state["users"][name] = {"uid": 995, "gid": os.getgid() if gid is None else gid, "home": "/", "shell": "/x"}
+        self._kit.write_state(self.state_path, state)
+
+    def files(self) -> dict[str, tuple[int, int]]:
+        """Every file under the root, with what a rewrite changes (inode, mtime)."""
+        found = {}
+        for dirpath, _dirs, names in os.walk(self.root):
+            for name in names:
+                st = os.stat(os.path.join(dirpath, name))
+                found[os.path.relpath(os.path.join(dirpath, name), self.root)] = (st.st_ino, st.st_mtime_ns)
+        return found
+
+
+@pytest.fixture
+def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kit: Any) -> Iterator[Machine]:
+    root = tmp_path / "machine"
+    root.mkdir()
+    state_path = tmp_path / "tools.json"
+    kit.write_state(state_path, kit.new_state(root))
+    kit.install_tools(tmp_path / "bin", state_path, ["getent", "useradd"])
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv(workload.ROOT_ENV, str(root))
+    fake = MachineSystemd(workload.Paths(root).unit_file.parent)
+    with fake:  # patches charmlibs.systemd for the test
+        yield Machine(root, state_path, fake, kit)
+
+
+@pytest.fixture
+def charm_root(tmp_path: Path, kit: Any) -> Path:
+    root = tmp_path / "charm"
+    root.mkdir()
+    kit.copy_collectors(root)
+    return root
+
+
+@pytest.fixture
+def ctx(charm_root: Path) -> Iterator[testing.Context[charm.HarvesterExampleCharm]]:
+    """The charm in Scenario, its metadata from charmcraft.yaml, run from ``charm_root``."""
+    context = testing.Context(charm.HarvesterExampleCharm, charm_root=charm_root, app_name=APP)
+    yield context
+
+
+def state(**kwargs: Any) -> testing.State:
+    """A State in one fixed model (Scenario makes up a new model name and UUID for every State)."""
+    return testing.State(model=MODEL, **kwargs)
+
+
+class Unit:
+    """What the unit test modules share."""
+
+    APP = APP
+    SERVICE = SERVICE
+    MODEL = MODEL
+    state = staticmethod(state)
+
+
+@pytest.fixture(scope="session")
+def unit() -> type[Unit]:
+    return Unit
+
+
+@pytest.fixture
+def run(ctx: testing.Context[charm.HarvesterExampleCharm]) -> Callable[..., testing.State]:
+    """``run(event_name, state, **event_kwargs)``: run one hook and return the output state."""
+
+    def go(event: str, before: testing.State | None = None, **kwargs: Any) -> testing.State:
+        factory = getattr(ctx.on, event)
+        return ctx.run(factory(**kwargs), before if before is not None else state())
+
+    return go
