@@ -10,12 +10,10 @@ ops[testing] or as a real process driven through ``dispatch``.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import os
 import re
 import subprocess
-import tempfile
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +22,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from dwellir_harvester.lib.files import sync_dir, write_atomic
 from dwellir_harvester.lib.redact import redact_url
 
 ROOT_ENV = "HARVESTER_EXAMPLE_ROOT"
@@ -121,21 +120,7 @@ def write_file(path: Path, content: bytes, mode: int, group: int | None = None) 
             os.chown(path, -1, group)
         return False
     path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        if group is not None:
-            os.fchown(fd, -1, group)
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _sync_dir(path.parent)
+    write_atomic(path, content, mode, group)
     return True
 
 
@@ -145,16 +130,8 @@ def remove_file(path: Path) -> bool:
         path.unlink()
     except FileNotFoundError:
         return False
-    _sync_dir(path.parent)
+    sync_dir(path.parent)
     return True
-
-
-def _sync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def read_bytes(path: Path) -> bytes | None:

@@ -20,21 +20,24 @@ from pathlib import Path
 __all__ = ["sync_dir", "write_atomic"]
 
 
-def write_atomic(path: str | os.PathLike[str], data: bytes, mode: int = 0o644) -> None:
+def write_atomic(path: str | os.PathLike[str], data: bytes, mode: int = 0o644, group: int | None = None) -> None:
     """Replace ``path`` with ``data``: a temporary file in the same directory, fsync, rename.
 
-    A reader sees the old content or the new, never a mix. The temporary file is named
-    ``.<name>.<random>.tmp``, so a reader that globs ``*.yaml`` or ``*.json`` never picks it up, and it
-    is removed when anything fails (the error, an ``OSError``, propagates). The directory is synced
-    too, so the new file survives a crash once this returns.
+    A reader sees the old content or the new, never a mix. The temporary file gets ``mode`` (and
+    ``group``, a gid) before any byte is written, so no copy is ever readable by more users than the
+    final file; it is named ``.<name>.<random>.tmp``, so a reader that globs ``*.yaml`` or ``*.json``
+    never picks it up, and it is removed when anything fails (the error, an ``OSError``, propagates).
+    The directory is synced too, so the new file survives a crash once this returns.
     """
     target = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        os.fchmod(fd, mode)
+        if group is not None:
+            os.fchown(fd, -1, group)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fchmod(f.fileno(), mode)
             os.fsync(f.fileno())
         os.replace(tmp, target)
     except BaseException:

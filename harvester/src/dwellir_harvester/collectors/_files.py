@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 MAX_FILE_BYTES = 1024 * 1024
 
@@ -21,3 +23,10 @@ def read_small_file(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
     if len(raw) > limit:
         raise FileProblem(f"larger than {limit} bytes")
     return raw
+
+
+def directory_option(value: Any, option: str) -> Path:
+    """An option naming a directory, as a path; ``ValueError`` naming the option when it is not one."""
+    if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+        raise ValueError(f"{option} must be a directory path, not {value!r}")
+    return Path(value)

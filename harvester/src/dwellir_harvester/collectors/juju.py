@@ -37,7 +37,7 @@ from typing import Any
 from dwellir_harvester.lib import CollectorFailedError, CollectorPartialError, GenericCollector
 from dwellir_harvester.lib.redact import SECRET_WORDS, looks_like_pem
 
-from ._files import FileProblem, read_small_file
+from ._files import FileProblem, directory_option, read_small_file
 
 #: Key names (substrings, case-insensitive) dropped from every agent.conf before it is read.
 JUJU_SECRET_WORDS: tuple[str, ...] = (*SECRET_WORDS, "cert", "identity", "nonce")
@@ -229,9 +229,7 @@ class JujuCollector(GenericCollector):
     }
 
     def __init__(self, agents_dir: str = "/var/lib/juju/agents") -> None:
-        if not isinstance(agents_dir, (str, os.PathLike)) or not os.fspath(agents_dir):
-            raise ValueError(f"agents_dir must be a directory path, not {agents_dir!r}")
-        self.agents_dir = Path(agents_dir)
+        self.agents_dir = directory_option(agents_dir, "agents_dir")
 
     def collect(self) -> dict[str, Any]:
         agents: list[dict[str, Any]] = []

@@ -34,7 +34,7 @@ from typing import Any
 from dwellir_harvester.lib import CollectorFailedError, CollectorPartialError, GenericCollector
 from dwellir_harvester.lib.redact import REDACTED, is_sensitive, looks_like_pem, redact_url
 
-from ._files import FileProblem, read_small_file
+from ._files import FileProblem, directory_option, read_small_file
 
 FORMAT = 1
 
@@ -200,9 +200,7 @@ class JujuCharmCollector(GenericCollector):
     }
 
     def __init__(self, snapshot_dir: str = "/var/lib/dwellir-harvester/charms") -> None:
-        if not isinstance(snapshot_dir, (str, os.PathLike)) or not os.fspath(snapshot_dir):
-            raise ValueError(f"snapshot_dir must be a directory path, not {snapshot_dir!r}")
-        self.snapshot_dir = Path(snapshot_dir)
+        self.snapshot_dir = directory_option(snapshot_dir, "snapshot_dir")
 
     def collect(self) -> dict[str, Any]:
         applications: dict[str, Any] = {}
