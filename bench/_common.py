@@ -380,6 +380,15 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+def report_and_save(name: str, errors: list[str], data: dict[str, Any]) -> None:
+    """Print the runs that were not counted, save the raw results and print where they went."""
+    if errors:
+        print("runs not counted:")
+        for line in errors:
+            print(f"  {line}")
+    print(f"raw results: {save_results(name, data)}")
+
+
 def save_results(name: str, data: dict[str, Any]) -> Path:
     """Write the raw results as JSON under bench/.work/results/ (and print the load average now)."""
     data.setdefault("machine", {})["loadavg_at_end"] = os.getloadavg()

@@ -34,9 +34,9 @@ from _common import (
     median,
     percentile,
     print_machine,
+    report_and_save,
     rounds,
     run_timed,
-    save_results,
     table,
 )
 
@@ -170,15 +170,11 @@ def main() -> int:
     print()
 
     errors = [f"{label} {side}: {e}" for label, res in results.items() for side in SIDES for e in res[side]["errors"]]
-    if errors:
-        print("runs not counted:")
-        for line in errors:
-            print(f"  {line}")
-    path = save_results(
+    report_and_save(
         "cli_startup",
+        errors,
         {"machine": info, "quick": args.quick, "runs": runs, "warmup": WARMUP, "results": results, "imports": profiles},
     )
-    print(f"raw results: {path}")
     incomplete = any(not res[side]["walls"] for res in results.values() for side in SIDES)
     incomplete = incomplete or any(p["returncode"] != 0 or not p["count"] for p in profiles.values())
     if incomplete:

@@ -38,9 +38,9 @@ from _common import (
     machine_info,
     median,
     print_machine,
+    report_and_save,
     rounds,
     run_timed,
-    save_results,
     table,
     write_if_changed,
 )
@@ -301,15 +301,11 @@ def main() -> int:
         for side in SIDES
         for err in case[side]["errors"]
     ]
-    if errors:
-        print("runs not counted:")
-        for line in errors:
-            print(f"  {line}")
-    path = save_results(
+    report_and_save(
         "sdk",
+        errors,
         {"machine": info, "quick": args.quick, "runs": runs, "warmup": warmup, "sleep": sleep, "trivial": trivial},
     )
-    print(f"raw results: {path}")
     if incomplete:
         print("some case could not be measured on one side (see above)")
         return 1

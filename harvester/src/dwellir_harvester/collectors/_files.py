@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from dwellir_harvester.lib import CollectorFailedError
+
 MAX_FILE_BYTES = 1024 * 1024
 
 
@@ -30,3 +32,20 @@ def directory_option(value: Any, option: str) -> Path:
     if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
         raise ValueError(f"{option} must be a directory path, not {value!r}")
     return Path(value)
+
+
+def list_dir(directory: Path, option: str) -> list[os.DirEntry[str]]:
+    """The entries of the directory an option names, in name order; none when it does not exist.
+
+    Any other problem (not a directory, not readable) is ``CollectorFailedError`` naming the option.
+    """
+    try:
+        with os.scandir(directory) as listing:
+            return sorted(listing, key=lambda e: e.name)
+    except FileNotFoundError:
+        return []
+    except NotADirectoryError:
+        raise CollectorFailedError(f"{option} {directory} is not a directory") from None
+    except OSError as err:
+        reason = (err.strerror or type(err).__name__).lower()
+        raise CollectorFailedError(f"cannot list {option} {directory}: {reason}") from None

@@ -34,10 +34,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from dwellir_harvester.lib import CollectorFailedError, CollectorPartialError, GenericCollector
+from dwellir_harvester.lib import CollectorPartialError, GenericCollector
 from dwellir_harvester.lib.redact import SECRET_WORDS, looks_like_pem
 
-from ._files import FileProblem, directory_option, read_small_file
+from ._files import FileProblem, directory_option, list_dir, read_small_file
 
 #: Key names (substrings, case-insensitive) dropped from every agent.conf before it is read.
 JUJU_SECRET_WORDS: tuple[str, ...] = (*SECRET_WORDS, "cert", "identity", "nonce")
@@ -161,16 +161,7 @@ def _summary(agents: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _agent_files(directory: Path) -> list[Path]:
     """Each agent's ``agent.conf`` in name order; ``CollectorFailedError`` if the directory is unusable."""
-    try:
-        with os.scandir(directory) as listing:
-            entries = sorted(listing, key=lambda e: e.name)
-    except FileNotFoundError:
-        return []
-    except NotADirectoryError:
-        raise CollectorFailedError(f"agents_dir {directory} is not a directory") from None
-    except OSError as err:
-        reason = (err.strerror or type(err).__name__).lower()
-        raise CollectorFailedError(f"cannot list agents_dir {directory}: {reason}") from None
+    entries = list_dir(directory, "agents_dir")
     found = []
     for entry in entries:
         if entry.name.startswith(".") or not entry.is_dir():

@@ -25,16 +25,15 @@ relation data.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dwellir_harvester.lib import CollectorFailedError, CollectorPartialError, GenericCollector
+from dwellir_harvester.lib import CollectorPartialError, GenericCollector
 from dwellir_harvester.lib.redact import REDACTED, is_sensitive, looks_like_pem, redact_url
 
-from ._files import FileProblem, directory_option, read_small_file
+from ._files import FileProblem, directory_option, list_dir, read_small_file
 
 FORMAT = 1
 
@@ -132,16 +131,7 @@ def read_snapshot(path: Path) -> dict[str, Any]:
 
 def _snapshot_files(directory: Path) -> list[Path]:
     """The snapshots in name order; ``CollectorFailedError`` if the directory is unusable."""
-    try:
-        with os.scandir(directory) as listing:
-            names = sorted(entry.name for entry in listing)
-    except FileNotFoundError:
-        return []
-    except NotADirectoryError:
-        raise CollectorFailedError(f"snapshot_dir {directory} is not a directory") from None
-    except OSError as err:
-        reason = (err.strerror or type(err).__name__).lower()
-        raise CollectorFailedError(f"cannot list snapshot_dir {directory}: {reason}") from None
+    names = [entry.name for entry in list_dir(directory, "snapshot_dir")]
     return [directory / name for name in names if name.endswith(".json") and not name.startswith(".")]
 
 
