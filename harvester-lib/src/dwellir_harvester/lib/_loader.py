@@ -91,19 +91,19 @@ class Collectors(Mapping[str, type[CollectorBase]]):
         for found in discovered:
             spec, previous = found, self.specs.get(found.name)
             if previous is not None:
-                same_namespace = previous.namespace == spec.namespace
-                logger.warning(
-                    "collector %r from %s overrides the one from %s (still reachable as %s)",
-                    spec.name,
-                    spec.source,
-                    previous.source,
-                    previous.qualified_names[1 if same_namespace else 0],
-                )
                 spec = spec._replace(overrides=(*previous.overrides, previous.source))
             self.specs[spec.name] = spec
             self.discovered.append(spec)
             for qualified in spec.qualified_names:
                 self._qualified[qualified] = spec
+            if previous is not None:
+                logger.warning(
+                    "collector %r from %s overrides the one from %s (still reachable as %s)",
+                    spec.name,
+                    spec.source,
+                    previous.source,
+                    self.reachable_as(previous),
+                )
 
     def __getitem__(self, name: str) -> type[CollectorBase]:
         return self.resolve(name).cls
