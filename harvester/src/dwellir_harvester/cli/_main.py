@@ -26,6 +26,7 @@ from dwellir_harvester.config import (
     discover,
     harvest_options,
     load_settings,
+    output_dir_problem,
 )
 from dwellir_harvester.lib import CollectorError, DocumentValidationError
 from dwellir_harvester.lib.files import write_atomic
@@ -240,19 +241,12 @@ def _dump(document: Any, indent: int | None) -> str:
     return json.dumps(document, indent=indent, separators=None if indent else (",", ":")) + "\n"
 
 
-def _check_output_dir(path: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise UsageError(f"--output {path}: directory {directory} does not exist")
-    if not os.access(directory, os.W_OK):
-        raise UsageError(f"--output {path}: directory {directory} is not writable")
-
-
 def cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
     from dwellir_harvester.lib import harvest
 
-    if args.output:
-        _check_output_dir(args.output)
+    problem = output_dir_problem(args.output) if args.output else None
+    if problem:
+        raise UsageError(f"--output {args.output}: {problem}")
     if args.schema and not os.path.isfile(args.schema):
         raise UsageError(f"--schema {args.schema}: no such file")
     collectors = discover(settings)

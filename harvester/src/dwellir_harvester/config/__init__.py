@@ -41,6 +41,7 @@ __all__ = [
     "discover",
     "harvest_options",
     "load_settings",
+    "output_dir_problem",
 ]
 
 DEFAULT_CONFIG = "/etc/dwellir-harvester/config.yaml"
@@ -267,4 +268,4 @@ def load_settings(
     return settings
 
 
-from ._runtime import check_plan, discover, harvest_options  # noqa: E402 - they use the classes above
+from ._runtime import check_plan, discover, harvest_options, output_dir_problem  # noqa: E402 - they use the classes above

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -62,3 +63,13 @@ def harvest_options(settings: Settings) -> dict[str, Any]:
         "timeout": settings.timeout,
         "validate": settings.validate,
     }
+
+
+def output_dir_problem(path: str) -> str | None:
+    """Why the file ``path`` could not be written (its directory is missing or not writable), or None."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        return f"directory {directory} does not exist"
+    if not os.access(directory, os.W_OK):
+        return f"directory {directory} is not writable"
+    return None

@@ -16,7 +16,6 @@ import hashlib
 import ipaddress
 import json
 import logging
-import os
 import select
 import signal
 import socket
@@ -35,8 +34,9 @@ from dwellir_harvester.config import (
     discover,
     harvest_options,
     load_settings,
+    output_dir_problem,
 )
-from dwellir_harvester.lib import CollectorError, Collectors, DocumentValidationError, harvest
+from dwellir_harvester.lib import CollectorError, Collectors, DocumentValidationError, harvest, overall_status
 from dwellir_harvester.lib.files import write_atomic
 
 from ._auth import Authenticator, load_tokens
@@ -67,14 +67,9 @@ def prepare(settings: Settings) -> Plan:
     collectors = discover(settings)
     names = check_plan(settings, collectors)
     output = DEFAULT_OUTPUT if settings.output is None else (settings.output or None)
-    if output:
-        directory = os.path.dirname(os.path.abspath(output))
-        if not os.path.isdir(directory):
-            raise ConfigError(
-                f"directory {directory} does not exist (create it, or pass --output '' to write none)", key="output"
-            )
-        if not os.access(directory, os.W_OK):
-            raise ConfigError(f"directory {directory} is not writable by this user", key="output")
+    problem = output_dir_problem(output) if output else None
+    if problem:
+        raise ConfigError(f"{problem} (create it, or pass --output '' to write none)", key="output")
     return Plan(settings, collectors, names, auth, output)
 
 
@@ -83,12 +78,6 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return host == "localhost"
-
-
-def _usable(document: Mapping[str, Any]) -> bool:
-    """A document is worth serving unless every collector in it failed or timed out."""
-    entries = document.get("collectors", {}).values()
-    return any(e["meta"]["status"] in ("success", "partial") for e in entries)
 
 
 class Daemon:
@@ -123,7 +112,7 @@ class Daemon:
                 harvester_version=__version__,
                 **harvest_options(plan.settings),
             )
-            usable = _usable(document)
+            usable = overall_status(document) != "failed"  # worth serving unless every collector failed
             if not usable:
                 logger.error(
                     "harvest failed: every collector failed or timed out; still serving the last good document"
