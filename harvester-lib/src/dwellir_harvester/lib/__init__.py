@@ -31,19 +31,26 @@ Discovering collectors
 
 Harvesting
     ``harvest(selection, ...)`` — run collectors concurrently, each under its timeout, and return
-    the document; ``overall_status(document)``; ``CollectorOptionError``.
+    the document; ``overall_status(document)`` and ``collector_statuses(document)``;
+    ``CollectorOptionError``.
+
+The document, typed
+    ``Document``, ``Entry``, ``EntryMeta`` (``TypedDict``), ``Status`` (a ``Literal`` of
+    ``success``, ``partial``, ``failed``, ``timeout``), ``STATUSES`` and ``FAILING`` (the statuses
+    that mean no usable data).
 
 Schemas
     ``bundled_schema_path()``, ``validate_output(document)``, ``DocumentValidationError``.
 
 Submodules: ``dwellir_harvester.lib.jsonrpc`` (a small JSON-RPC client for collectors),
-``dwellir_harvester.lib.redact`` (keep secrets out of data), ``dwellir_harvester.lib.files``
+``dwellir_harvester.lib.redact`` (keep secrets out of data), ``dwellir_harvester.lib.limits`` (the
+bounds every input is checked against, and safe one-line messages), ``dwellir_harvester.lib.files``
 (atomic writes), ``dwellir_harvester.lib.testing`` (run a collector in a test), and
 ``python -m dwellir_harvester.lib.run module:Class`` (run a collector from the shell).
 """
 
 from ._collector import BlockchainCollector, CollectorBase, CollectResult, GenericCollector
-from ._engine import harvest, overall_status
+from ._engine import collector_statuses, harvest, overall_status
 from ._errors import (
     CollectorError,
     CollectorFailedError,
@@ -55,9 +62,12 @@ from ._errors import (
 )
 from ._loader import Collectors, CollectorSpec, load_collectors
 from ._schema import bundled_schema_path, validate_output
+from ._types import FAILING, STATUSES, Document, Entry, EntryMeta, Status
 from ._version import __version__
 
 __all__ = [
+    "FAILING",
+    "STATUSES",
     "BlockchainCollector",
     "CollectResult",
     "CollectorBase",
@@ -67,12 +77,17 @@ __all__ = [
     "CollectorPartialError",
     "CollectorSpec",
     "Collectors",
+    "Document",
     "DocumentValidationError",
+    "Entry",
+    "EntryMeta",
     "GenericCollector",
     "PluginPathError",
+    "Status",
     "UnknownCollectorError",
     "__version__",
     "bundled_schema_path",
+    "collector_statuses",
     "harvest",
     "load_collectors",
     "overall_status",

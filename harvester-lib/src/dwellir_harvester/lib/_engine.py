@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal
 
 from ._collector import DEFAULT_TIMEOUT, CollectorBase, CollectResult, check_options
 from ._errors import (
@@ -26,6 +26,7 @@ from ._errors import (
 )
 from ._loader import Collectors, CollectorSpec, load_collectors, spec_for_class
 from ._schema import SchemaLike, schema_errors, validate_output
+from ._types import FAILING, Document, Entry, Status
 from ._version import __version__
 
 logger = logging.getLogger(__name__)
@@ -261,12 +262,18 @@ def build_document(
     }
 
 
-def overall_status(document: Mapping[str, Any]) -> str:
-    """``success`` when every entry succeeded, ``failed`` when none did, ``partial`` otherwise."""
-    statuses = [entry["meta"]["status"] for entry in document.get("collectors", {}).values()]
+def collector_statuses(document: Document | Mapping[str, Any]) -> dict[str, Status]:
+    """Return each entry's status by its key in ``collectors``, in document order."""
+    collectors: Mapping[str, Entry] = document.get("collectors", {})
+    return {key: entry["meta"]["status"] for key, entry in collectors.items()}
+
+
+def overall_status(document: Document | Mapping[str, Any]) -> Literal["success", "partial", "failed"]:
+    """Return ``success`` when every entry succeeded, ``failed`` when none did, ``partial`` otherwise."""
+    statuses = collector_statuses(document).values()
     if all(s == "success" for s in statuses):
         return "success"
-    if all(s in ("failed", "timeout") for s in statuses):
+    if all(s in FAILING for s in statuses):
         return "failed"
     return "partial"
 

@@ -2,28 +2,65 @@
 
 ::
 
-    from dwellir_harvester.lib.redact import REDACTED, is_sensitive, redact_argv, redact_url
+    from dwellir_harvester.lib.redact import REDACTED, is_sensitive, redact_argv, redact_text, redact_values
 
 Whatever a collector reports that it did not compute itself (files, config, a process's arguments,
-a URL from config) should pass through here first; the built-in collectors and the charm helpers
-all use these same rules. They err on the side of hiding: a harmless value under a
-sensitive-looking name (any name containing one of ``SECRET_WORDS``) is redacted too.
+a URL from config, an error message) should pass through here first; the built-in collectors, the
+engine (for every collector's error messages), the runner (``serve --check-config``) and the charm
+helpers all use these same rules. They err on the side of hiding: a harmless value under a
+sensitive-looking name (any name containing one of ``SECRET_WORDS``) is redacted too, and so is a
+value that looks like key material (a PEM block, a long hex string) whatever its name.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
-__all__ = ["REDACTED", "SECRET_WORDS", "is_sensitive", "looks_like_pem", "redact_argv", "redact_url"]
+__all__ = [
+    "REDACTED",
+    "SECRET_WORDS",
+    "is_sensitive",
+    "looks_like_key_material",
+    "looks_like_pem",
+    "redact_argv",
+    "redact_text",
+    "redact_url",
+    "redact_values",
+]
 
 #: What replaces a value that must not be shown.
 REDACTED = "<redacted>"
 
 #: Substrings that make a key, option or argument name sensitive (compared case-insensitively).
-SECRET_WORDS: tuple[str, ...] = ("password", "passwd", "passphrase", "secret", "token", "credential", "key")
+#: ``pass`` covers password, passwd, passphrase, db-pass; ``auth`` covers auth-header, oauth, basic-auth;
+#: ``seed`` and ``mnemonic`` cover wallet recovery phrases; ``private`` covers private-key, privkey.
+SECRET_WORDS: tuple[str, ...] = (
+    "pass",
+    "pwd",
+    "secret",
+    "token",
+    "credential",
+    "key",
+    "auth",
+    "jwt",
+    "seed",
+    "mnemonic",
+    "wallet",
+    "private",
+    "priv",
+    "cookie",
+    "session",
+    "signature",
+    "salt",
+)
 
 _PEM = re.compile(r"-----BEGIN [A-Z0-9 ]*-----")
+# 32 bytes or more of hex (a private key, a node key, a seed), alone or 0x-prefixed.
+_KEY_HEX = re.compile(r"^(?:0x)?[0-9a-fA-F]{64,}$")
+_BEARER = re.compile(r"(?i)\b(bearer|basic|token)(\s+|=|:\s*)[A-Za-z0-9._~+/=-]{8,}")
+_ASSIGNMENT = re.compile(r"(?P<name>[A-Za-z][A-Za-z0-9_.-]*)(?P<sep>\s*[=:]\s*)(?P<value>[^\s,;&]+)")
 _URL_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/?#\s]*@")
 _QUERY_PAIR = re.compile(r"(?P<name>[?&;][^=&#;\s]*)=(?P<value>[^&#;\s]*)")
 
@@ -37,6 +74,11 @@ def is_sensitive(name: str, words: Iterable[str] = SECRET_WORDS) -> bool:
 def looks_like_pem(value: object) -> bool:
     """Whether ``value`` is a string holding a PEM block (a certificate or a key)."""
     return isinstance(value, str) and _PEM.search(value) is not None
+
+
+def looks_like_key_material(value: object) -> bool:
+    """Whether ``value`` is a string holding a PEM block or 32 bytes or more of hex (a key or a seed)."""
+    return isinstance(value, str) and (looks_like_pem(value) or _KEY_HEX.match(value.strip()) is not None)
 
 
 def redact_url(text: str) -> str:
@@ -83,3 +125,42 @@ def redact_argv(argv: Sequence[str], words: Iterable[str] = SECRET_WORDS) -> lis
             continue
         shown.append(redact_url(arg))
     return shown
+
+
+def redact_text(text: str) -> str:
+    """``text`` (an error message, a log line) with the secrets it may quote redacted.
+
+    URL credentials, sensitive query parameters, ``Bearer``/``Basic`` credentials and
+    ``name=value`` or ``name: value`` pairs whose name is sensitive (``password=hunter2``) are
+    replaced by ``<redacted>``.
+    """
+    text = redact_url(text)
+    text = _BEARER.sub(lambda m: f"{m[1]}{m[2]}{REDACTED}", text)
+
+    def pair(match: re.Match[str]) -> str:
+        if is_sensitive(match["name"]) and match["value"] != REDACTED:
+            return f"{match['name']}{match['sep']}{REDACTED}"
+        return match[0]
+
+    return _ASSIGNMENT.sub(pair, text)
+
+
+def redact_values(value: Any, depth: int = 0) -> Any:
+    """A copy of ``value`` (config, options, any JSON-like data) with its secrets redacted, at any depth.
+
+    A value under a sensitive key is replaced whole; a string anywhere that looks like key material
+    is replaced; other strings lose the credentials of the URLs they hold. Nesting deeper than 64
+    levels is cut off and shown as ``<redacted>``.
+    """
+    if depth > 64:
+        return REDACTED
+    if isinstance(value, Mapping):
+        return {
+            key: REDACTED if isinstance(key, str) and is_sensitive(key) else redact_values(item, depth + 1)
+            for key, item in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [redact_values(item, depth + 1) for item in value]
+    if isinstance(value, str):
+        return REDACTED if looks_like_key_material(value) else redact_url(value)
+    return value
