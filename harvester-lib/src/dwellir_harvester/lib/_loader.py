@@ -20,7 +20,6 @@ import importlib.machinery
 import importlib.util
 import logging
 import os
-import stat
 import sys
 import types
 from collections.abc import Iterable, Iterator, Mapping
@@ -29,6 +28,7 @@ from typing import Any, NamedTuple
 
 from ._collector import NAME_PATTERN, CollectorBase, check_options
 from ._errors import PluginPathError, UnknownCollectorError
+from .files import unsafe_reason
 
 logger = logging.getLogger(__name__)
 
@@ -249,36 +249,6 @@ def _find_entry_points() -> Iterator[CollectorSpec | LoadProblem]:
                 yield CollectorSpec(target.NAME, target, dist, where)
         else:
             yield _reject(where, f"{ep.value} is neither a collector class nor a module")
-
-
-def unsafe_reason(path: Path) -> str | None:
-    """Why importing code from ``path`` would let another user run code as us; None if safe.
-
-    Like ssh's StrictModes: refused when writable by every user, writable by a group that is not
-    the owner's private group, or owned by someone other than root or the current user.
-    """
-    if os.name != "posix":
-        return None
-    st = path.stat()
-    if st.st_mode & stat.S_IWOTH:
-        return f"is writable by every user (mode {stat.S_IMODE(st.st_mode):04o})"
-    if st.st_uid not in (0, os.geteuid()):
-        return f"is owned by uid {st.st_uid}, not by root or the user running the harvester"
-    if st.st_mode & stat.S_IWGRP and not _is_private_group(st.st_uid, st.st_gid):
-        return f"is writable by group {st.st_gid} (mode {stat.S_IMODE(st.st_mode):04o})"
-    return None
-
-
-def _is_private_group(uid: int, gid: int) -> bool:
-    import grp
-    import pwd
-
-    try:
-        owner = pwd.getpwuid(uid).pw_name
-        group = grp.getgrgid(gid)
-    except KeyError:
-        return False
-    return group.gr_name == owner and all(member == owner for member in group.gr_mem)
 
 
 class _SafePluginFinder(importlib.abc.MetaPathFinder):

@@ -31,7 +31,8 @@ from typing import Any
 
 from ._collector import CollectorBase
 from ._errors import CollectorError
-from ._loader import CollectorSpec, _classify_module, _import_plugin, _plugin_package, check_plugin_dir, unsafe_reason
+from ._loader import CollectorSpec, _classify_module, _import_plugin, _plugin_package, check_plugin_dir
+from .files import unsafe_reason
 from .testing import run_collector
 
 __all__ = ["main"]
