@@ -141,7 +141,7 @@ def test_the_runners_juju_charm_collector_reads_the_snapshot_as_the_action_repor
 
     document = harvest(
         ["builtin::juju-charm"],
-        collectors=load_collectors(env=False),
+        registry=load_collectors(env=False, builtin_distribution="dwellir-harvester"),
         options={"juju-charm": {"snapshot_dir": str(sandbox.snapshot_dir)}},
     )
     entry = document["collectors"]["builtin::juju-charm"]

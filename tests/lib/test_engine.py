@@ -442,8 +442,8 @@ def test_options_by_name_reach_a_discovered_collector(plugin_dir):
             """
         }
     )
-    collectors = load_collectors([directory], builtins=False, entry_points=False)
-    document = harvest(["greet"], collectors=collectors, options={"greet": {"greeting": "moin"}})
+    collectors = load_collectors([directory], entry_points=False)
+    document = harvest(["greet"], registry=collectors, options={"greet": {"greeting": "moin"}})
     assert entry(document, "greet")["data"] == {"greeting": "moin"}
 
 
@@ -478,9 +478,9 @@ def test_bad_options_raise_before_anything_runs(options, message):
 
 
 def test_an_unknown_name_raises_before_anything_runs():
-    collectors = load_collectors(entry_points=False)
+    collectors = load_collectors(builtin_distribution="dwellir-harvester")
     with pytest.raises(UnknownCollectorError) as info:
-        harvest(["null", "nope"], collectors=collectors)
+        harvest(["null", "nope"], registry=collectors)
     assert "null" in info.value.available
 
 
@@ -556,8 +556,8 @@ def test_validate_false_skips_the_collectors_schema():
 
 
 def test_the_document_has_exactly_the_declared_shape(validate_document):
-    collectors = load_collectors(entry_points=False)
-    document = harvest(["null", "host"], collectors=collectors)
+    collectors = load_collectors(builtin_distribution="dwellir-harvester")
+    document = harvest(["null", "host"], registry=collectors, host_collector="host")
     validate_document(document)
 
     assert set(document) == {"harvester", "host", "collectors"}
@@ -569,6 +569,7 @@ def test_the_document_has_exactly_the_declared_shape(validate_document):
     assert harvester["duration_ms"] >= 0
     assert document["host"] == document["collectors"]["host"]["data"]
     assert document["host"]["hostname"]
+    assert harvest(["null", "host"], registry=collectors)["host"] == {}  # only the caller says which entry is host
     for name, item in document["collectors"].items():
         assert set(item) == {"meta", "data"}
         assert set(item["meta"]) == META_KEYS

@@ -17,7 +17,7 @@ def test_the_sample_plugin_is_discovered_from_its_dir_and_harvests(validate_docu
     assert spec.source == f"path:{EXAMPLES / 'plugins' / 'sample_collector.py'}"
     assert collectors.problems == []
 
-    document = harvest(["sample"], collectors=collectors, options={"sample": {"greeting": "hi"}})
+    document = harvest(["sample"], registry=collectors, options={"sample": {"greeting": "hi"}})
     validate_document(document)
     entry = document["collectors"]["sample"]
     assert entry["meta"]["status"] == "success"
@@ -27,8 +27,8 @@ def test_the_sample_plugin_is_discovered_from_its_dir_and_harvests(validate_docu
 
 
 def test_the_plugin_package_harvests_by_name_and_by_namespaced_name(validate_document):
-    collectors = load_collectors(builtins=False)
-    document = harvest(["python-runtime", f"{DIST}::python-runtime"], collectors=collectors)
+    collectors = load_collectors()
+    document = harvest(["python-runtime", f"{DIST}::python-runtime"], registry=collectors)
     validate_document(document)
 
     # both names reach the same collector, so it runs once under the first name
@@ -38,7 +38,7 @@ def test_the_plugin_package_harvests_by_name_and_by_namespaced_name(validate_doc
     assert entry["meta"]["source"] == f"entry-point:{DIST}[python-runtime]"
     assert entry["data"]["implementation"] == "CPython"
 
-    namespaced = harvest([f"{DIST}::python-runtime"], collectors=collectors)
+    namespaced = harvest([f"{DIST}::python-runtime"], registry=collectors)
     validate_document(namespaced)
     assert namespaced["collectors"][f"{DIST}::python-runtime"]["meta"]["status"] == "success"
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from dwellir_harvester.lib import (
-    Collectors,
     CollectorSpec,
     PluginPathError,
+    Registry,
     UnknownCollectorError,
     harvest,
     load_collectors,
@@ -23,11 +23,12 @@ from dwellir_harvester.lib import (
 BUILTIN_NULL = "builtin:dwellir_harvester.collectors.null"
 BUILTIN_HOST = "builtin:dwellir_harvester.collectors.host"
 EXAMPLE_DIST = "dwellir-harvester-example-plugin"
+RUNNER = "dwellir-harvester"  # the distribution whose entry points are the built-ins
 EXAMPLE_SOURCE = f"entry-point:{EXAMPLE_DIST}[python-runtime]"
 
 
-def plugins_only(*paths: Path) -> Collectors:
-    return load_collectors(paths, builtins=False, entry_points=False)
+def plugins_only(*paths: Path) -> Registry:
+    return load_collectors(paths, entry_points=False)
 
 
 def messages(caplog: pytest.LogCaptureFixture, *needles: str) -> list[str]:
@@ -35,15 +36,15 @@ def messages(caplog: pytest.LogCaptureFixture, *needles: str) -> list[str]:
     return [r.getMessage() for r in caplog.records if all(n in r.getMessage() for n in needles)]
 
 
-def data_of(collectors: Collectors, name: str) -> dict:
-    return harvest([name], collectors=collectors)["collectors"][name]["data"]
+def data_of(collectors: Registry, name: str) -> dict:
+    return harvest([name], registry=collectors)["collectors"][name]["data"]
 
 
 # --- built-ins and entry points ------------------------------------------------------------------
 
 
 def test_builtins_are_found_with_their_source():
-    collectors = load_collectors(entry_points=False)
+    collectors = load_collectors(builtin_distribution=RUNNER)
 
     assert {"host", "null"} <= set(collectors)
     null = collectors.specs["null"]
@@ -55,7 +56,7 @@ def test_builtins_are_found_with_their_source():
 
 
 def test_the_installed_plugin_package_is_found_through_its_entry_point():
-    collectors = load_collectors(builtins=False)
+    collectors = load_collectors(builtin_distribution=RUNNER)
 
     spec = collectors.specs["python-runtime"]
     assert spec.namespace == EXAMPLE_DIST
@@ -73,14 +74,14 @@ def test_entry_points_may_name_a_class_or_a_module(make_dist, source):
         ep_bundle=source("alpha", extra="from dwellir_harvester.collectors.null import NullCollector")
         + source("beta", cls="Beta"),
     )
-    collectors = load_collectors(builtins=False)
+    collectors = load_collectors(builtin_distribution=RUNNER)
 
     peers = collectors.specs["peers"]
     assert (peers.namespace, peers.source) == ("my-dist", "entry-point:my-dist[peers]")
     for name in ("alpha", "beta"):
         assert collectors.specs[name].source == "entry-point:my-dist[bundle]"
         assert collectors.resolve(f"my-dist::{name}").name == name
-    assert "null" not in collectors  # the module merely imports it
+    assert collectors.specs["null"].source == BUILTIN_NULL  # the module merely imports it
     assert collectors.problems == []
     assert data_of(collectors, "my-dist::peers") == {"ok": True}
 
@@ -91,7 +92,7 @@ def test_a_broken_entry_point_is_a_problem_not_a_crash(make_dist, source, caplog
         {"broken": "ep_missing_module:Nope", "helper": "ep_mod:helper", "fine": "ep_mod:FineCollector"},
         ep_mod=source("fine", extra="def helper():\n    return 1\n"),
     )
-    collectors = load_collectors(builtins=False)
+    collectors = load_collectors(builtin_distribution=RUNNER)
 
     assert "fine" in collectors
     problems = {p.where: p.message for p in collectors.problems}
@@ -105,7 +106,7 @@ def test_a_broken_entry_point_is_a_problem_not_a_crash(make_dist, source, caplog
 
 def test_an_entry_point_overrides_a_builtin_and_the_builtin_stays_reachable(make_dist, source, caplog):
     make_dist("my-dist", {"null": "ep_null:LoudNull"}, ep_null=source("null", 'return {"loud": True}', cls="LoudNull"))
-    collectors = load_collectors()
+    collectors = load_collectors(builtin_distribution=RUNNER)
 
     winner = collectors.specs["null"]
     assert winner.source == "entry-point:my-dist[null]"
@@ -123,7 +124,7 @@ def test_an_entry_point_overrides_a_builtin_and_the_builtin_stays_reachable(make
 
 def test_a_plugin_overrides_a_builtin_naming_both_origins(plugin_dir, source, caplog):
     directory = plugin_dir(**{"mynull.py": source("null", 'return {"mine": 1}')})
-    collectors = load_collectors([directory], entry_points=False)
+    collectors = load_collectors([directory], builtin_distribution=RUNNER)
 
     winner = collectors.specs["null"]
     assert winner.source == f"path:{directory / 'mynull.py'}"
@@ -138,7 +139,7 @@ def test_a_plugin_overrides_a_builtin_naming_both_origins(plugin_dir, source, ca
 
 def test_a_plugin_overrides_an_entry_point_which_stays_reachable(plugin_dir, source, caplog):
     directory = plugin_dir(**{"runtime.py": source("python-runtime", 'return {"plugin": True}')})
-    collectors = load_collectors([directory], builtins=False)
+    collectors = load_collectors([directory], builtin_distribution=RUNNER)
 
     assert collectors.specs["python-runtime"].overrides == (EXAMPLE_SOURCE,)
     [warning] = messages(caplog, "overrides")
@@ -185,13 +186,13 @@ def test_environment_paths_are_loaded_in_order_and_explicit_paths_beat_them(plug
     with_flag = plugins_only(flag)
     assert data_of(with_flag, "x") == {"from": "flag"}
     assert with_flag.specs["x"].overrides == (f"path:{env_a / 'x.py'}", f"path:{env_b / 'x.py'}")
-    assert "x" not in load_collectors(builtins=False, entry_points=False, env=False)
+    assert "x" not in load_collectors(entry_points=False, env=False)
 
 
 def test_builtin_entry_point_and_plugin_of_one_name_chain_their_overrides(make_dist, plugin_dir, source):
     make_dist("my-dist", {"null": "ep_chain:EpNull"}, ep_chain=source("null", cls="EpNull"))
     directory = plugin_dir(**{"null.py": source("null")})
-    collectors = load_collectors([directory])
+    collectors = load_collectors([directory], builtin_distribution=RUNNER)
 
     assert collectors.specs["null"].overrides == (BUILTIN_NULL, "entry-point:my-dist[null]")
     assert collectors.resolve("builtin::null").source == BUILTIN_NULL
@@ -204,9 +205,9 @@ def test_builtin_entry_point_and_plugin_of_one_name_chain_their_overrides(make_d
 
 
 @pytest.fixture
-def with_plugin_null(plugin_dir, source) -> Collectors:
+def with_plugin_null(plugin_dir, source) -> Registry:
     directory = plugin_dir(**{"null.py": source("null"), "other.py": source("other")})
-    return load_collectors([directory], entry_points=False)
+    return load_collectors([directory], builtin_distribution=RUNNER)
 
 
 def test_select_by_plain_and_namespaced_names_keeps_order_and_keys(with_plugin_null):
@@ -397,7 +398,7 @@ def test_classes_a_plugin_merely_imports_are_not_registered(plugin_dir, source, 
             ),
         }
     )
-    collectors = load_collectors([directory], entry_points=False)
+    collectors = load_collectors([directory], builtin_distribution=RUNNER)
 
     assert collectors.specs["a"].source == f"path:{directory / 'a.py'}"
     assert collectors.specs["b"].source == f"path:{directory / 'b.py'}"
@@ -486,10 +487,10 @@ def test_a_subclass_of_a_builtin_with_the_same_name_overrides_it(plugin_dir, red
             """
         }
     )
-    collectors = load_collectors([directory], entry_points=False)
+    collectors = load_collectors([directory], builtin_distribution=RUNNER)
 
     assert collectors.specs["null"].cls.__name__ == "LouderNull"
-    document = harvest(["null", "builtin::null"], collectors=collectors)
+    document = harvest(["null", "builtin::null"], registry=collectors)
     assert document["collectors"]["null"]["data"]["louder"] is True
     assert document["collectors"]["null"]["meta"]["source"] == f"path:{directory / 'louder.py'}"
     assert "louder" not in document["collectors"]["builtin::null"]["data"]
@@ -590,10 +591,10 @@ def test_discovery_runs_once_and_logs_each_warning_once(plugin_dir, source, monk
     directory = plugin_dir(**files, **{"zz_broken.py": "import no_such_module_here\n", "zz_null.py": source("null")})
     monkeypatch.setenv("HARVESTER_COLLECTOR_PATHS", str(directory))
 
-    document = harvest(names)  # no registry given: harvest discovers by itself
+    document = harvest(names)  # no registry given: harvest discovers by itself, knowing no built-ins
 
     assert document["harvester"]["collectors_used"] == names
     assert {e["meta"]["status"] for e in document["collectors"].values()} == {"success"}
     assert len(messages(caplog, "zz_broken.py", "ModuleNotFoundError")) == 1
-    assert len(messages(caplog, "overrides", BUILTIN_NULL)) == 1
+    assert len(messages(caplog, "overrides", f"entry-point:{RUNNER}[null]")) == 1
     assert len([r for r in caplog.records if r.levelno >= logging.WARNING]) == 2

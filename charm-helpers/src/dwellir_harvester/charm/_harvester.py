@@ -332,13 +332,18 @@ class Harvester(ops.Object):
         invalid: str | None = None
         try:
             document = harvest(
-                selection, collectors=registry, options=options, timeout=request.timeout, validate=request.validate
+                selection,
+                registry=registry,
+                options=options,
+                timeout=request.timeout,
+                validate=request.validate,
+                host_collector=_action.HOST,
             )
         except DocumentValidationError as err:
             if err.document is None:
                 event.fail(_action.one_line(str(err)))
                 return
-            document, invalid = dict(err.document), str(err)
+            document, invalid = err.document, str(err)
         except (CollectorError, ValueError, TypeError) as err:
             event.fail(_action.one_line(str(err)))
             return

@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 
 import yaml
 
-from dwellir_harvester.lib import CollectorError, Collectors, PluginPathError, load_collectors
+from dwellir_harvester.lib import CollectorError, PluginPathError, Registry, load_collectors
 
 logger = logging.getLogger(__name__)
 
@@ -44,19 +44,19 @@ class Wiring(NamedTuple):
 
     directory: Path
     names: tuple[str, ...]
-    registry: Collectors | None
+    registry: Registry | None
     error: str | None
     warnings: tuple[str, ...]
 
 
-def own_names(registry: Collectors) -> list[str]:
+def own_names(registry: Registry) -> list[str]:
     """The collectors found in the plugin dir (not built-ins, not entry points), in discovery order."""
     return list(dict.fromkeys(spec.name for spec in registry.discovered if spec.namespace == "plugins"))
 
 
-def runner_visible(registry: Collectors) -> bool:
-    """Whether the runner's built-ins were discoverable from this process."""
-    return any(spec.namespace == "builtin" for spec in registry.discovered)
+def runner_visible(registry: Registry) -> bool:
+    """Whether any installed collector (an entry point) was discoverable from this process."""
+    return any(spec.namespace != "plugins" for spec in registry.discovered)
 
 
 def discover(

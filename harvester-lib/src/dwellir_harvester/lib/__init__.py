@@ -25,12 +25,13 @@ Writing collectors
 
 Discovering collectors
     ``load_collectors(paths)`` — built-ins, then entry points (group ``dwellir_harvester.collectors``),
-    then plugin paths; returns ``Collectors``, a mapping of name to class that also knows each
-    collector's ``CollectorSpec`` (source, overrides) and the plugins that failed to load.
-    ``UnknownCollectorError``, ``PluginPathError``.
+    then plugin paths; returns a ``Registry``, a mapping of name to class that also knows each
+    collector's ``CollectorSpec`` (source, overrides, checked class attributes) and the plugins that
+    failed to load. ``UnknownCollectorError``, ``PluginPathError``. (``Collectors`` is the old,
+    deprecated name of ``Registry``.)
 
 Harvesting
-    ``harvest(selection, ...)`` — run collectors concurrently, each under its timeout, and return
+    ``harvest(selection, registry=..., ...)`` — run collectors concurrently, each under its timeout, and return
     the document; ``overall_status(document)`` and ``collector_statuses(document)``;
     ``CollectorOptionError``.
 
@@ -60,7 +61,7 @@ from ._errors import (
     PluginPathError,
     UnknownCollectorError,
 )
-from ._loader import Collectors, CollectorSpec, load_collectors
+from ._loader import CollectorSpec, Registry, load_collectors
 from ._schema import bundled_schema_path, validate_output
 from ._types import FAILING, STATUSES, Document, Entry, EntryMeta, Status
 from ._version import __version__
@@ -76,13 +77,13 @@ __all__ = [
     "CollectorOptionError",
     "CollectorPartialError",
     "CollectorSpec",
-    "Collectors",
     "Document",
     "DocumentValidationError",
     "Entry",
     "EntryMeta",
     "GenericCollector",
     "PluginPathError",
+    "Registry",
     "Status",
     "UnknownCollectorError",
     "__version__",
@@ -93,3 +94,17 @@ __all__ = [
     "overall_status",
     "validate_output",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """Old names, kept working for one minor version with a ``DeprecationWarning``."""
+    if name == "Collectors":
+        import warnings
+
+        warnings.warn(
+            "dwellir_harvester.lib.Collectors is deprecated; use dwellir_harvester.lib.Registry",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return Registry
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

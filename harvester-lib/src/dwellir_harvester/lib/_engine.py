@@ -13,30 +13,37 @@ import logging
 import math
 import threading
 import time
+import warnings
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
-from ._collector import DEFAULT_TIMEOUT, CollectorBase, CollectResult, check_options
+from ._collector import CollectorBase, CollectResult, check_options
 from ._errors import (
     CollectorFailedError,
     CollectorOptionError,
     CollectorPartialError,
     DocumentValidationError,
 )
-from ._loader import Collectors, CollectorSpec, load_collectors, spec_for_class
+from ._loader import CollectorSpec, Registry, load_collectors, spec_for_class
 from ._schema import SchemaLike, schema_errors, validate_output
-from ._types import FAILING, Document, Entry, Status
+from ._types import FAILING, Document, Entry, EntryMeta, Status
 from ._version import __version__
+from .limits import MAX_DEPTH, MAX_INT_BITS, MAX_MESSAGE, describe_error, one_line, seconds
+from .redact import redact_text
 
 logger = logging.getLogger(__name__)
 
 Selection = Iterable[str | type[CollectorBase] | CollectorSpec]
 Timeouts = float | Mapping[str, float] | None
 
-# Runs that outlived their timeout, by collector class, until they return. Process-wide on purpose:
-# the threads they stand for are process-wide too.
-_STRAGGLERS: dict[type[CollectorBase], _Run] = {}
+#: The most messages one entry's ``errors`` keeps; the rest are counted in a last line.
+MAX_ERRORS = 50
+
+# Runs that outlived their timeout, by collector identity (source and name), until they return.
+# Process-wide on purpose: the threads they stand for are process-wide too. The identity, not the
+# class, so that a reload that imports the plugin again (a new class object) still finds them.
+_STRAGGLERS: dict[tuple[str, str], _Run] = {}
 _STRAGGLERS_LOCK = threading.Lock()
 
 
@@ -45,21 +52,19 @@ def now_rfc3339() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def _describe(err: BaseException) -> str:
-    text = str(err)
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
-
-
 class _NotJSONError(Exception):
     pass
 
 
-def plain_json(value: Any, path: str = "data") -> Any:
+def plain_json(value: Any, path: str = "data", depth: int = 0) -> Any:
     """A copy of ``value`` made only of JSON types; ``_NotJSONError`` names the first value that is not.
 
-    Tuples become lists; sets, bytes, datetimes, non-string keys and NaN are refused rather than
-    silently turned into strings.
+    Tuples become lists; sets, bytes, datetimes, non-string keys, NaN and infinities are refused
+    rather than silently turned into strings, and so are nesting deeper than ``MAX_DEPTH`` and
+    integers larger than ``MAX_INT_BITS`` bits (which ``json.dumps`` and most readers cannot handle).
     """
+    if depth > MAX_DEPTH:
+        raise _NotJSONError(f"{one_line(path, 200)} is nested more than {MAX_DEPTH} levels deep")
     if value is None:
         return None
     if isinstance(value, bool):
@@ -67,67 +72,106 @@ def plain_json(value: Any, path: str = "data") -> Any:
     if isinstance(value, str):
         return str(value)
     if isinstance(value, int):
+        if value.bit_length() > MAX_INT_BITS:
+            raise _NotJSONError(f"{one_line(path, 200)} is an integer larger than 2**{MAX_INT_BITS}")
         return int(value)
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise _NotJSONError(f"{path} is {value!r}, which JSON cannot represent")
+            raise _NotJSONError(f"{one_line(path, 200)} is {value!r}, which JSON cannot represent")
         return float(value)
     if isinstance(value, Mapping):
         copy = {}
         for key, item in value.items():
             if not isinstance(key, str):
-                raise _NotJSONError(f"{path} has a key {key!r} of type {type(key).__name__}; JSON keys are strings")
-            copy[str(key)] = plain_json(item, f"{path}.{key}")
+                kind = type(key).__name__
+                raise _NotJSONError(f"{one_line(path, 200)} has a key of type {kind}; JSON keys are strings")
+            copy[str(key)] = plain_json(item, f"{path}.{key}", depth + 1)
         return copy
     if isinstance(value, (list, tuple)):
-        return [plain_json(item, f"{path}[{i}]") for i, item in enumerate(value)]
-    raise _NotJSONError(f"{path} is a {type(value).__name__}, which is not a JSON type")
+        return [plain_json(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)]
+    raise _NotJSONError(f"{one_line(path, 200)} is a {type(value).__name__}, which is not a JSON type")
 
 
-def _execute(spec: CollectorSpec, options: Mapping[str, Any], validate: bool) -> tuple[str, dict[str, Any], list[str]]:
-    """Run one collector to completion: ``(status, data, errors)``. Never raises."""
+class Outcome(NamedTuple):
+    """What one collector's run came to: its status, its data and its messages."""
+
+    status: Status
+    data: dict[str, Any]
+    errors: list[str]
+
+
+def _message(err: BaseException, fallback: str) -> str:
+    """A collector's own message (``CollectorFailedError("...")``), safe to read whatever its ``__str__`` does."""
+    try:
+        text = str(err)
+    except Exception:  # noqa: BLE001
+        return describe_error(err)
+    return text or fallback
+
+
+def _failed(*errors: str) -> Outcome:
+    return Outcome("failed", {}, list(errors))
+
+
+def _execute(spec: CollectorSpec, options: Mapping[str, Any], validate: bool) -> Outcome:
+    """Run one collector to completion. Never raises."""
     try:
         collector = spec.cls(**options)
     except CollectorFailedError as err:
-        return "failed", {}, [str(err) or "collector failed"]
+        return _failed(_message(err, "collector failed"))
     except BaseException as err:  # a plugin's failure stays in its own entry
         logger.debug("collector %s could not be created", spec.name, exc_info=True)
-        return "failed", {}, [f"could not create the collector: {_describe(err)}"]
-    status, errors = "success", []
+        return _failed(f"could not create the collector: {describe_error(err)}")
+    status: Status = "success"
+    errors: list[str] = []
     raw: Any
     try:
         result: object = collector.collect()
     except CollectorPartialError as err:
         status, raw, errors = "partial", err.data, list(err.messages) or ["partial data"]
     except CollectorFailedError as err:
-        return "failed", {}, [str(err) or "collector failed"]
+        return _failed(_message(err, "collector failed"))
     except BaseException as err:
         logger.debug("collector %s raised", spec.name, exc_info=True)
-        return "failed", {}, [_describe(err)]
+        return _failed(describe_error(err))
     else:
         if isinstance(result, CollectResult) and isinstance(result.data, Mapping):
-            raw, errors = result.data, [str(e) for e in result.errors]
+            raw, errors = result.data, list(result.errors)  # make_entry makes each a safe line
             status = "partial" if errors else "success"
         elif isinstance(result, CollectResult):
             kind = type(result.data).__name__
-            return "failed", {}, [f"collect() returned a CollectResult whose data is {kind}; expected a dict"]
+            return _failed(f"collect() returned a CollectResult whose data is {kind}; expected a dict")
         elif isinstance(result, Mapping):
             raw = result
         else:
-            return "failed", {}, [f"collect() returned {type(result).__name__}; expected a dict or CollectResult"]
+            return _failed(f"collect() returned {type(result).__name__}; expected a dict or CollectResult")
     try:
         data = plain_json(raw)
         problems = list(collector.check_data(data))
         if validate and spec.cls.SCHEMA is not None:
             problems += [f"data does not match {spec.name}'s SCHEMA: {e}" for e in schema_errors(data, spec.cls.SCHEMA)]
     except _NotJSONError as err:
-        return "failed", {}, [*errors, f"collect() returned data that is not JSON: {err}"]
+        return _failed(*errors, f"collect() returned data that is not JSON: {err}")
     except BaseException as err:
         logger.debug("collector %s data check raised", spec.name, exc_info=True)
-        return "failed", {}, [*errors, f"checking the data failed: {_describe(err)}"]
+        return _failed(*errors, f"checking the data failed: {describe_error(err)}")
     if problems:
-        return "failed", data, [*errors, *problems]
-    return status, data, errors
+        return Outcome("failed", data, [*errors, *problems])
+    return Outcome(status, data, errors)
+
+
+def _clean_errors(errors: Iterable[object]) -> list[str]:
+    """Messages fit to publish: secrets redacted, one line each, bounded in size and number."""
+    cleaned: list[str] = []
+    total = 0
+    for error in errors:
+        total += 1
+        if len(cleaned) < MAX_ERRORS:
+            text = error if isinstance(error, str) else one_line(error)
+            cleaned.append(one_line(redact_text(one_line(text, 4 * MAX_MESSAGE)), MAX_MESSAGE))
+    if total > len(cleaned):
+        cleaned.append(f"(and {total - len(cleaned)} more messages)")
+    return cleaned
 
 
 class _Run:
@@ -136,7 +180,7 @@ class _Run:
     def __init__(self, key: str, spec: CollectorSpec, options: Mapping[str, Any], timeout: float, validate: bool):
         self.key, self.spec, self.options, self.timeout, self.validate = key, spec, options, timeout, validate
         self.done = threading.Event()
-        self.result: tuple[str, dict[str, Any], list[str]] | None = None
+        self.result: Outcome | None = None
         self.collection_time = now_rfc3339()
         self.started = time.monotonic()
         self.finished: float | None = None
@@ -147,12 +191,14 @@ class _Run:
     def _target(self) -> None:
         try:
             self.result = _execute(self.spec, self.options, self.validate)
+        except BaseException as err:  # noqa: BLE001 - _execute never raises; this is the last guard
+            self.result = _failed(f"the run failed: {describe_error(err)}")
         finally:
             self.finished = time.monotonic()
             self.done.set()
             with _STRAGGLERS_LOCK:
-                if _STRAGGLERS.get(self.spec.cls) is self:
-                    del _STRAGGLERS[self.spec.cls]
+                if _STRAGGLERS.get(self.spec.identity) is self:
+                    del _STRAGGLERS[self.spec.identity]
 
     def wait(self) -> None:
         """Wait until the run returns or its deadline passes; a straggler is remembered."""
@@ -160,46 +206,61 @@ class _Run:
             return
         with _STRAGGLERS_LOCK:
             if not self.done.is_set():
-                _STRAGGLERS[self.spec.cls] = self
+                _STRAGGLERS[self.spec.identity] = self
 
-    def entry(self) -> dict[str, Any]:
+    def entry(self) -> Entry:
         if self.result is not None and self.done.is_set():
             status, data, errors = self.result
             duration = (self.finished or time.monotonic()) - self.started
         else:
             status, data, duration = "timeout", {}, self.timeout
             errors = [f"did not return within {self.timeout:g} s"]
-        if status != "success":
-            logger.warning("collector %s: %s: %s", self.key, status, "; ".join(errors))
-        return _entry(self.spec, status, data, errors, self.collection_time, duration)
+        return make_entry(self.spec, Outcome(status, data, errors), self.collection_time, duration, self.key)
 
 
-def _entry(
-    spec: CollectorSpec, status: str, data: dict[str, Any], errors: list[str], collection_time: str, duration: float
-) -> dict[str, Any]:
-    meta = {
-        "collector_type": str(getattr(spec.cls, "COLLECTOR_TYPE", "generic") or "generic"),
+def make_entry(
+    spec: CollectorSpec, outcome: Outcome, collection_time: str, duration: float, key: str | None = None
+) -> Entry:
+    """The entry for a finished run: the framework's ``meta`` around the collector's data.
+
+    A spec whose class attributes are unusable gives a ``failed`` entry saying why.
+    """
+    status, data, errors = outcome
+    try:
+        checked = spec.checked_meta()
+        version, kind = checked.version, checked.collector_type
+    except TypeError as err:
+        status, data, errors = "failed", {}, [*errors, str(err)]
+        version, kind = "0.0.0", "generic"
+    errors = _clean_errors(errors)
+    if status != "success":
+        if not errors:
+            errors = [f"status {status}"]
+        logger.warning("collector %s: %s: %s", key or spec.name, status, "; ".join(errors))
+    meta: EntryMeta = {
+        "collector_type": kind,
         "collector_name": spec.name,
-        "collector_version": str(getattr(spec.cls, "VERSION", "0.0.0")),
+        "collector_version": version,
         "collection_time": collection_time,
         "status": status,
-        "errors": errors,
-        "duration_ms": round(duration * 1000, 3),
+        "errors": errors if status != "success" else [],
+        "duration_ms": round(max(0.0, duration) * 1000, 3),
         "source": spec.source,
     }
     return {"meta": meta, "data": data}
 
 
-def _straggler_entry(key: str, spec: CollectorSpec, previous: _Run) -> dict[str, Any]:
+def _straggler_entry(key: str, spec: CollectorSpec, previous: _Run) -> Entry:
     running_for = time.monotonic() - previous.started
-    errors = [
+    message = (
         f"the run started at {previous.collection_time} is still running after {running_for:.1f} s; not started again"
-    ]
-    logger.warning("collector %s: timeout: %s", key, errors[0])
-    return _entry(spec, "timeout", {}, errors, now_rfc3339(), 0.0)
+    )
+    return make_entry(spec, Outcome("timeout", {}, [message]), now_rfc3339(), 0.0, key)
 
 
-def _plan(selection: Selection, collectors: Collectors | None, exclude: Iterable[str]) -> dict[str, CollectorSpec]:
+def _resolve_selection(
+    selection: Selection, registry: Registry | None, exclude: Iterable[str]
+) -> dict[str, CollectorSpec]:
     """``{key: spec}`` in selection order: names resolved in the registry, classes and specs as given."""
     if isinstance(selection, str):
         raise TypeError("harvest() takes a list of collector names, not a single string")
@@ -207,32 +268,28 @@ def _plan(selection: Selection, collectors: Collectors | None, exclude: Iterable
     names = [item for item in items if isinstance(item, str)]
     resolved: dict[str, CollectorSpec] = {}
     if names:
-        registry = collectors if collectors is not None else load_collectors()
-        resolved = registry.select(names, exclude)
+        resolved = (registry if registry is not None else load_collectors()).select(names, exclude)
     drop = {name for name in exclude if "::" not in name}
-    plan: dict[str, CollectorSpec] = {}
+    chosen: dict[str, CollectorSpec] = {}
     for item in items:
         if isinstance(item, str):
-            if item in resolved and item not in plan:
-                plan[item] = resolved[item]
+            if item in resolved and item not in chosen:
+                chosen[item] = resolved[item]
             continue
         spec = item if isinstance(item, CollectorSpec) else spec_for_class(item)
-        if spec.name not in drop and spec.name not in plan:
-            plan[spec.name] = spec
-    return plan
+        if spec.name not in drop and spec.name not in chosen:
+            chosen[spec.name] = spec
+    return chosen
 
 
 def _timeout_for(key: str, spec: CollectorSpec, timeout: Timeouts) -> float:
     value = timeout.get(key, timeout.get(spec.name)) if isinstance(timeout, Mapping) else timeout
     if value is not None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise ValueError(f"timeout for collector {key!r} must be a positive number of seconds, not {value!r}")
-        return float(value)
-    declared = getattr(spec.cls, "TIMEOUT", DEFAULT_TIMEOUT)
-    if isinstance(declared, bool) or not isinstance(declared, (int, float)) or not declared > 0:
-        logger.warning("collector %s declares TIMEOUT=%r; using %g s", key, declared, DEFAULT_TIMEOUT)
-        return DEFAULT_TIMEOUT
-    return float(declared)
+        return seconds(value, f"timeout for collector {key!r}")
+    try:
+        return spec.checked_meta().timeout
+    except TypeError:
+        return seconds(CollectorBase.TIMEOUT, "TIMEOUT")  # make_entry reports the class's problem
 
 
 def _options_for(key: str, spec: CollectorSpec, options: Mapping[str, Mapping[str, Any]] | None) -> Mapping[str, Any]:
@@ -246,10 +303,30 @@ def _options_for(key: str, spec: CollectorSpec, options: Mapping[str, Mapping[st
 
 
 def build_document(
-    entries: Mapping[str, dict[str, Any]], collection_time: str, duration: float, harvester_version: str | None = None
-) -> dict[str, Any]:
-    """The harvest document around finished entries; ``host`` repeats the host collector's data."""
-    host: Any = next((e["data"] for e in entries.values() if e["meta"]["collector_name"] == "host"), {})
+    entries: Mapping[str, Entry],
+    collection_time: str,
+    duration: float,
+    harvester_version: str | None = None,
+    *,
+    host_collector: str | None = None,
+) -> Document:
+    """The harvest document around finished entries.
+
+    Args:
+        entries: the entries by key, in the order they were selected.
+        collection_time: when the harvest started (RFC 3339).
+        duration: how long it took, in seconds.
+        harvester_version: the version reported as ``harvester-version`` (default: the SDK's).
+        host_collector: the collector (by name) whose data the top-level ``host`` repeats; ``{}``
+            when it is None or did not run.
+
+    Returns:
+        The document.
+    """
+    host: dict[str, Any] = {}
+    if host_collector is not None:
+        found = next((e for e in entries.values() if e["meta"]["collector_name"] == host_collector), None)
+        host = dict(found["data"]) if found is not None else {}
     return {
         "harvester": {
             "harvester-version": harvester_version or __version__,
@@ -257,7 +334,7 @@ def build_document(
             "collectors_used": list(entries),
             "duration_ms": round(duration * 1000, 3),
         },
-        "host": plain_json(host),
+        "host": host,
         "collectors": dict(entries),
     }
 
@@ -281,41 +358,65 @@ def overall_status(document: Document | Mapping[str, Any]) -> Literal["success",
 def harvest(
     selection: Selection,
     *,
-    collectors: Collectors | None = None,
+    registry: Registry | None = None,
     exclude: Iterable[str] = (),
     options: Mapping[str, Mapping[str, Any]] | None = None,
     timeout: Timeouts = None,
     validate: bool = True,
     schema: SchemaLike = None,
     harvester_version: str | None = None,
-) -> dict[str, Any]:
+    host_collector: str | None = None,
+    collectors: Registry | None = None,
+) -> Document:
     """Run the selected collectors concurrently and return the harvest document.
 
-    ``selection`` holds collector names (resolved in ``collectors``, or by a fresh
-    ``load_collectors()`` when that is ``None``), namespaced names, collector classes, or specs.
-    ``options`` maps a collector name to its constructor's keyword arguments; ``timeout`` is seconds
-    for every collector, or a mapping of name to seconds, overriding each class's ``TIMEOUT``.
+    Args:
+        selection: collector names (resolved in ``registry``), namespaced names (``builtin::host``),
+            collector classes, or specs.
+        registry: what ``load_collectors()`` returned; None discovers afresh when a name is given.
+        exclude: names or namespaced names never to run.
+        options: a collector name to its constructor's keyword arguments.
+        timeout: seconds for every collector, or a name to seconds, overriding each class's
+            ``TIMEOUT``; each finite, greater than 0 and at most ``limits.MAX_TIMEOUT``.
+        validate: check each collector's data against its ``SCHEMA`` and the document against
+            ``schema``.
+        schema: a path or a mapping; None: the bundled schema.
+        harvester_version: the ``harvester-version`` to report (default: the SDK's version).
+        host_collector: the collector whose data the top-level ``host`` repeats (the runner passes
+            ``"host"``); None leaves ``host`` empty.
+        collectors: the old name of ``registry``; deprecated, to be removed in 0.3.
 
-    Raises before running anything: ``UnknownCollectorError`` for an unknown name,
-    ``CollectorOptionError`` for options a constructor does not take, ``ValueError`` for a bad
-    timeout. With ``validate``, each collector's data is checked against its ``SCHEMA`` and the
-    document against ``schema`` (default: the bundled one); a document that does not match raises
-    ``DocumentValidationError`` carrying it as ``.document``.
+    Returns:
+        The document.
+
+    Raises:
+        UnknownCollectorError: a name that is not in the registry (before anything runs).
+        CollectorOptionError: options a constructor does not take (before anything runs).
+        ValueError: a timeout that is not acceptable (before anything runs).
+        DocumentValidationError: with ``validate``, a document that does not match ``schema``;
+            it carries the document as ``.document``.
     """
-    plan = _plan(selection, collectors, exclude)
+    if collectors is not None:
+        warnings.warn(
+            "harvest(collectors=...) is deprecated; pass the registry as harvest(registry=...)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        registry = registry if registry is not None else collectors
+    chosen = _resolve_selection(selection, registry, exclude)
     prepared = [
-        (key, spec, _options_for(key, spec, options), _timeout_for(key, spec, timeout)) for key, spec in plan.items()
+        (key, spec, _options_for(key, spec, options), _timeout_for(key, spec, timeout)) for key, spec in chosen.items()
     ]
     collection_time = now_rfc3339()
     started = time.monotonic()
-    runs: list[_Run | dict[str, Any]] = []
-    for key, spec, opts, seconds in prepared:
+    runs: list[_Run | Entry] = []
+    for key, spec, opts, limit in prepared:
         with _STRAGGLERS_LOCK:
-            previous = _STRAGGLERS.get(spec.cls)
+            previous = _STRAGGLERS.get(spec.identity)
         if previous is not None:
             runs.append(_straggler_entry(key, spec, previous))
             continue
-        run = _Run(key, spec, opts, seconds, validate)
+        run = _Run(key, spec, opts, limit, validate)
         run.start()
         runs.append(run)
     for started_run in runs:
@@ -324,7 +425,9 @@ def harvest(
     entries = {
         key: run.entry() if isinstance(run, _Run) else run for (key, *_), run in zip(prepared, runs, strict=True)
     }
-    document = build_document(entries, collection_time, time.monotonic() - started, harvester_version)
+    document = build_document(
+        entries, collection_time, time.monotonic() - started, harvester_version, host_collector=host_collector
+    )
     if validate:
         try:
             validate_output(document, schema)
@@ -336,7 +439,7 @@ def harvest(
 
 def run_spec(
     spec: CollectorSpec, options: Mapping[str, Any] | None = None, timeout: float | None = None, validate: bool = True
-) -> dict[str, Any]:
+) -> Entry:
     """Run one collector and return its entry (``{"meta": ..., "data": ...}``)."""
     check_options(spec.cls, options or {})
     run = _Run(spec.name, spec, options or {}, _timeout_for(spec.name, spec, timeout), validate)

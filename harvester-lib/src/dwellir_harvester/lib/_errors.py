@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._types import Document
 
 
 class CollectorError(Exception):
@@ -70,7 +73,7 @@ class DocumentValidationError(CollectorError, ValueError):
 
     def __init__(self, errors: Sequence[str], what: str = "document") -> None:
         self.errors = list(errors)
-        self.document: Mapping[str, Any] | None = None  # set by harvest(): what did not validate
+        self.document: Document | None = None  # set by harvest(): what did not validate
         first = self.errors[0] if self.errors else "invalid"
         more = f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
         super().__init__(f"{what} does not match its schema: {first}{more}")

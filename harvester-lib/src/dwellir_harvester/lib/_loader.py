@@ -2,14 +2,18 @@
 
 Sources, in this order, later ones overriding earlier ones with a warning that names both:
 
-1. built-ins: the modules of the runner's ``dwellir_harvester.collectors`` package, when installed;
-2. entry points in the group ``dwellir_harvester.collectors`` (a collector class or a module);
+1. built-ins: the entry points (group ``dwellir_harvester.collectors``) of the distribution the
+   caller names as ``builtin_distribution`` (the runner names itself); shown as ``builtin:``;
+2. the entry points of every other distribution in that group (a collector class or a module);
 3. filesystem plugin paths, in the order given (each ``*.py`` file and package, in name order).
 
-Every collector stays reachable as ``namespace::name`` (``builtin::null``, ``my-dist::peers``,
-``plugins::peers``) and as ``source::name`` (``path:/srv/plugins/peers.py::peers``), so an overridden
-one can still be selected. A plugin that fails to import is logged and recorded in
-``Collectors.problems``; it never stops discovery.
+The SDK knows no distribution by name: without ``builtin_distribution`` every entry point is an
+ordinary one. Every collector stays reachable as ``namespace::name`` (``builtin::null``,
+``my-dist::peers``, ``plugins::peers``) and as ``source::name`` (``path:/srv/plugins/peers.py::peers``),
+so an overridden one can still be selected. A plugin that fails to import, or whose class attributes
+(``NAME``, ``VERSION``, ``COLLECTOR_TYPE``, ``TIMEOUT``) are not usable, is logged and recorded in
+``Registry.problems``; it never stops discovery. Those attributes are read and checked here, once:
+the engine only reads the spec.
 """
 
 from __future__ import annotations
@@ -26,16 +30,24 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ._collector import NAME_PATTERN, CollectorBase, check_options
+from ._collector import DEFAULT_TIMEOUT, NAME_PATTERN, CollectorBase, check_options
 from ._errors import PluginPathError, UnknownCollectorError
 from .files import unsafe_reason
+from .limits import MAX_TIMEOUT, describe_error, one_line
 
 logger = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "dwellir_harvester.collectors"
-BUILTIN_PACKAGE = "dwellir_harvester.collectors"
 PATHS_ENV = "HARVESTER_COLLECTOR_PATHS"
 _PLUGIN_ROOT = "_dwellir_harvester_plugins"
+
+
+class CollectorMeta(NamedTuple):
+    """A collector class's attributes, read and checked once: what the engine reports in ``meta``."""
+
+    version: str
+    collector_type: str
+    timeout: float
 
 
 class CollectorSpec(NamedTuple):
@@ -43,7 +55,9 @@ class CollectorSpec(NamedTuple):
 
     ``namespace`` is ``builtin``, the distribution name of an entry point, or ``plugins``;
     ``source`` is the precise origin reported in the entry's ``meta.source``;
-    ``overrides`` lists the sources of the collectors of the same name that this one replaced.
+    ``overrides`` lists the sources of the collectors of the same name that this one replaced;
+    ``meta`` holds the class's checked attributes (``CollectorSpec.for_class`` fills it; a spec
+    built by hand without it has them read from the class when it runs).
     """
 
     name: str
@@ -51,10 +65,44 @@ class CollectorSpec(NamedTuple):
     namespace: str
     source: str
     overrides: tuple[str, ...] = ()
+    meta: CollectorMeta | None = None
+
+    @classmethod
+    def for_class(
+        cls, collector: type[CollectorBase], namespace: str = "class", source: str | None = None
+    ) -> CollectorSpec:
+        """A checked spec for a collector class given directly (not discovered).
+
+        Raises:
+            TypeError: the class is not a usable collector (its message says why).
+        """
+        found = _spec(collector, namespace, source or f"class:{_qualname(collector)}")
+        if isinstance(found, str):
+            raise TypeError(f"{_qualname(collector)} {found}")
+        return found
+
+    @property
+    def identity(self) -> tuple[str, str]:
+        """``(source, name)``: the same collector across reloads, whatever its class object."""
+        return (self.source, self.name)
 
     @property
     def qualified_names(self) -> tuple[str, str]:
+        """``namespace::name`` and ``source::name``, the names that select this spec exactly."""
         return (f"{self.namespace}::{self.name}", f"{self.source}::{self.name}")
+
+    def checked_meta(self) -> CollectorMeta:
+        """The class's checked attributes (from discovery, or read now for a spec built by hand).
+
+        Raises:
+            TypeError: an attribute is not usable (its message says which and why).
+        """
+        if self.meta is not None:
+            return self.meta
+        found = _read_meta(self.cls)
+        if isinstance(found, str):
+            raise TypeError(f"{_qualname(self.cls)} {found}")
+        return found
 
     def check_options(self, options: Mapping[str, Any]) -> None:
         """Raise ``CollectorOptionError`` unless the constructor takes exactly these options."""
@@ -69,14 +117,11 @@ class LoadProblem(NamedTuple):
 
 
 def spec_for_class(cls: type[CollectorBase], source: str | None = None) -> CollectorSpec:
-    """A spec for a collector class given directly (not discovered)."""
-    problem = _collector_problem(cls)
-    if problem:
-        raise TypeError(f"{cls.__module__}.{cls.__qualname__} {problem}")
-    return CollectorSpec(cls.NAME, cls, "class", source or f"class:{cls.__module__}.{cls.__qualname__}")
+    """A spec for a collector class given directly (not discovered); ``TypeError`` if it is not usable."""
+    return CollectorSpec.for_class(cls, "class", source)
 
 
-class Collectors(Mapping[str, type[CollectorBase]]):
+class Registry(Mapping[str, type[CollectorBase]]):
     """What discovery found: a read-only mapping of collector name to class (the winners).
 
     ``specs`` has the winning spec per name, ``discovered`` every collector in discovery order
@@ -164,16 +209,56 @@ class Collectors(Mapping[str, type[CollectorBase]]):
 
 # --- find and load -------------------------------------------------------------------------------
 
+_MAX_VERSION = 100
 
-def _collector_problem(obj: type) -> str | None:
-    """Why a class that looks like a collector cannot be one; None if it can."""
-    name = getattr(obj, "NAME", None)
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        return f"has an invalid NAME {name!r} (lowercase letters, digits, '-', '_' or '.')"
-    abstract = getattr(obj, "__abstractmethods__", None)
-    if abstract:
-        return f"does not implement {', '.join(sorted(abstract))}()"
-    return None
+
+def _qualname(cls: type) -> str:
+    return f"{getattr(cls, '__module__', '?')}.{getattr(cls, '__qualname__', '?')}"
+
+
+def _shown(value: object) -> str:
+    """A short, safe rendering of a plugin's attribute value for a message (never calls its __str__)."""
+    if type(value) in (str, int, float, bool) or value is None:
+        return one_line(repr(value), 60)
+    return f"a {type(value).__name__}"
+
+
+def _read_meta(cls: type) -> CollectorMeta | str:
+    """The class's VERSION, COLLECTOR_TYPE and TIMEOUT, checked; or why they cannot be used.
+
+    Only values of the built-in types are accepted, so reading them never runs a plugin's code
+    (a ``__str__`` that blocks, say) in the harvest.
+    """
+    version = getattr(cls, "VERSION", "0.0.0")
+    if type(version) in (int, float):
+        version = repr(version)
+    if type(version) is not str or not version or len(version) > _MAX_VERSION or not version.isprintable():
+        return f"has an invalid VERSION {_shown(version)} (a printable string of at most {_MAX_VERSION} characters)"
+    kind = getattr(cls, "COLLECTOR_TYPE", "generic")
+    if type(kind) is not str or not NAME_PATTERN.match(kind):
+        return f"has an invalid COLLECTOR_TYPE {_shown(kind)} (lowercase letters, digits, '-', '_' or '.')"
+    timeout = getattr(cls, "TIMEOUT", DEFAULT_TIMEOUT)
+    if type(timeout) not in (int, float) or not 0 < timeout <= MAX_TIMEOUT:  # NaN fails the comparison too
+        return f"has an invalid TIMEOUT {_shown(timeout)} (seconds, greater than 0 and at most {MAX_TIMEOUT:g})"
+    return CollectorMeta(version, kind, float(timeout))
+
+
+def _spec(obj: type, namespace: str, source: str) -> CollectorSpec | str:
+    """A spec for a class that looks like a collector, or why it cannot be one."""
+    try:
+        name = getattr(obj, "NAME", None)
+        if type(name) is not str or not NAME_PATTERN.match(name):
+            return f"has an invalid NAME {_shown(name)} (lowercase letters, digits, '-', '_' or '.')"
+        abstract = getattr(obj, "__abstractmethods__", None)
+        if abstract:
+            return f"does not implement {', '.join(sorted(map(str, abstract)))}()"
+        meta = _read_meta(obj)
+    except Exception as err:  # noqa: BLE001 - a class attribute that raises is the plugin's problem
+        return f"cannot be read: {describe_error(err)}"
+    if isinstance(meta, str):
+        return meta
+    assert issubclass(obj, CollectorBase)
+    return CollectorSpec(name, obj, namespace, source, meta=meta)
 
 
 def _classify_module(module: types.ModuleType, namespace: str, source: str) -> Iterator[CollectorSpec | LoadProblem]:
@@ -185,18 +270,14 @@ def _classify_module(module: types.ModuleType, namespace: str, source: str) -> I
             continue
         if obj.__module__ != own and not (inside and obj.__module__.startswith(inside)):
             continue
-        if "NAME" not in vars(obj) and not getattr(obj, "NAME", None):
-            continue  # an intermediate base class of the plugin's own
-        problem = _collector_problem(obj)
-        if problem:
-            yield _reject(source, f"class {obj.__qualname__} {problem}")
-        else:
-            yield CollectorSpec(obj.NAME, obj, namespace, source)
-
-
-def _describe(err: BaseException) -> str:
-    text = str(err)
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+        try:
+            if "NAME" not in vars(obj) and not getattr(obj, "NAME", None):
+                continue  # an intermediate base class of the plugin's own
+        except Exception as err:  # noqa: BLE001
+            yield _reject(source, f"class {obj.__qualname__} cannot be read: {describe_error(err)}")
+            continue
+        found = _spec(obj, namespace, source)
+        yield _reject(source, f"class {obj.__qualname__} {found}") if isinstance(found, str) else found
 
 
 def _reject(where: str, message: str) -> LoadProblem:
@@ -205,48 +286,49 @@ def _reject(where: str, message: str) -> LoadProblem:
 
 
 def _problem(where: str, err: BaseException) -> LoadProblem:
-    """A plugin whose import raised: one warning line, the traceback only at DEBUG."""
-    if isinstance(err, KeyboardInterrupt):
-        raise err
+    """A plugin whose import raised (anything, KeyboardInterrupt and SystemExit included): one warning
+    line, the traceback only at DEBUG. The other plugins still load."""
     logger.debug("traceback of %s", where, exc_info=err)
-    return _reject(where, _describe(err))
+    return _reject(where, describe_error(err))
 
 
-def _find_builtins() -> Iterator[CollectorSpec | LoadProblem]:
-    try:
-        package = importlib.import_module(BUILTIN_PACKAGE)
-    except ImportError:
-        return
-    names = sorted({p.stem if p.is_file() else p.name for d in package.__path__ for p in plugin_files(Path(d))})
-    for name in names:
-        module_name = f"{BUILTIN_PACKAGE}.{name}"
-        try:
-            module = importlib.import_module(module_name)
-        except BaseException as err:  # noqa: BLE001 - one broken module never stops discovery
-            yield _problem(f"builtin:{module_name}", err)
-            continue
-        yield from _classify_module(module, "builtin", f"builtin:{module_name}")
+def _canonical(name: str) -> str:
+    """A distribution name as packaging compares them (PEP 503)."""
+    return "-".join(part for part in name.lower().replace("_", "-").replace(".", "-").split("-") if part)
 
 
-def _find_entry_points() -> Iterator[CollectorSpec | LoadProblem]:
+def _find_entry_points(builtin_distribution: str | None) -> Iterator[CollectorSpec | LoadProblem]:
+    """Entry points of the group: those of ``builtin_distribution`` first (as ``builtin``), then the others."""
     from importlib.metadata import entry_points
 
-    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.dist.name if e.dist else "", e.name)):
-        dist = ep.dist.name if ep.dist is not None else "entry-point"
-        where = f"entry-point:{dist}[{ep.name}]"
+    builtin = _canonical(builtin_distribution) if builtin_distribution else None
+
+    def dist_of(ep: Any) -> str:
+        return str(ep.dist.name) if ep.dist is not None else "entry-point"
+
+    def order(ep: Any) -> tuple[bool, str, str]:
+        return (_canonical(dist_of(ep)) != builtin, _canonical(dist_of(ep)), str(ep.name))
+
+    seen: set[tuple[str, str, str]] = set()
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=order):
+        dist = dist_of(ep)
+        if (_canonical(dist), ep.name, ep.value) in seen:  # the same distribution found twice on sys.path
+            continue
+        seen.add((_canonical(dist), ep.name, ep.value))
+        if builtin is not None and _canonical(dist) == builtin:
+            namespace, where = "builtin", f"builtin:{ep.value}"
+        else:
+            namespace, where = dist, f"entry-point:{dist}[{ep.name}]"
         try:
             target = ep.load()
-        except BaseException as err:  # noqa: BLE001
-            yield _problem(f"{where} ({ep.value})", err)
+        except BaseException as err:  # noqa: BLE001 - one broken entry point never stops discovery
+            yield _problem(where if namespace == "builtin" else f"{where} ({ep.value})", err)
             continue
         if isinstance(target, types.ModuleType):
-            yield from _classify_module(target, dist, where)
+            yield from _classify_module(target, namespace, where)
         elif isinstance(target, type) and issubclass(target, CollectorBase):
-            problem = _collector_problem(target)
-            if problem:
-                yield _reject(where, f"{ep.value} {problem}")
-            else:
-                yield CollectorSpec(target.NAME, target, dist, where)
+            found = _spec(target, namespace, where)
+            yield _reject(where, f"{ep.value} {found}") if isinstance(found, str) else found
         else:
             yield _reject(where, f"{ep.value} is neither a collector class nor a module")
 
@@ -366,22 +448,30 @@ def load_collectors(
     paths: Iterable[str | os.PathLike[str]] = (),
     *,
     env: bool = True,
-    builtins: bool = True,
     entry_points: bool = True,
-) -> Collectors:
+    builtin_distribution: str | None = None,
+) -> Registry:
     """Discover collectors: built-ins, then entry points, then plugin paths.
 
-    Plugin paths are those of ``HARVESTER_COLLECTOR_PATHS`` (unless ``env=False``) followed by
-    ``paths``, so that on a name collision an explicit path beats the environment. A path that does
-    not exist or is writable by other users raises ``PluginPathError``; a plugin file that fails to
-    import or is unsafe is logged, recorded in ``problems`` and skipped.
+    Args:
+        paths: plugin directories, after those of ``HARVESTER_COLLECTOR_PATHS``, so that on a name
+            collision an explicit path beats the environment.
+        env: read ``HARVESTER_COLLECTOR_PATHS``.
+        entry_points: discover the entry points of group ``dwellir_harvester.collectors``.
+        builtin_distribution: the distribution whose entry points are the built-ins: discovered
+            first and shown as ``builtin`` (the runner passes its own name). None: no built-ins.
+
+    Returns:
+        The registry of what was found; plugins that failed to import, or are unsafe, are logged,
+        recorded in ``problems`` and skipped.
+
+    Raises:
+        PluginPathError: a path does not exist, is not a directory, or is writable by other users.
     """
     directories = [check_plugin_dir(p) for p in [*(env_plugin_paths() if env else []), *paths]]
     found: list[CollectorSpec | LoadProblem] = []
-    if builtins:
-        found.extend(_find_builtins())
     if entry_points:
-        found.extend(_find_entry_points())
+        found.extend(_find_entry_points(builtin_distribution))
     seen: set[Path] = set()
     for directory in directories:
         if directory not in seen:
@@ -389,4 +479,4 @@ def load_collectors(
             found.extend(_find_in_dir(directory))
     specs = [item for item in found if isinstance(item, CollectorSpec)]
     problems = [item for item in found if isinstance(item, LoadProblem)]
-    return Collectors(specs, problems)
+    return Registry(specs, problems)

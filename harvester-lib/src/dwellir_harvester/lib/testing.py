@@ -24,6 +24,7 @@ from ._collector import CollectorBase
 from ._engine import build_document, run_spec
 from ._loader import spec_for_class
 from ._schema import validate_output
+from ._types import Entry
 
 __all__ = ["run_collector"]
 
@@ -34,7 +35,7 @@ def run_collector(
     *,
     timeout: float | None = None,
     validate: bool = True,
-) -> dict[str, Any]:
+) -> Entry:
     """Run ``collector(**options)`` and return its entry: ``{"meta": {...}, "data": {...}}``.
 
     Raises ``CollectorOptionError`` for options the constructor does not take, ``TypeError`` for a
@@ -44,5 +45,6 @@ def run_collector(
     entry = run_spec(spec_for_class(collector), options, timeout, validate)
     if validate:
         meta = entry["meta"]
-        validate_output(build_document({collector.NAME: entry}, meta["collection_time"], meta["duration_ms"] / 1000))
+        document = build_document({collector.NAME: entry}, meta["collection_time"], meta["duration_ms"] / 1000)
+        validate_output(document)
     return entry

@@ -254,13 +254,13 @@ def cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
     exit_code = 0
     try:
         document = harvest(
-            names, collectors=collectors, schema=args.schema, harvester_version=__version__, **harvest_options(settings)
+            names, registry=collectors, schema=args.schema, harvester_version=__version__, **harvest_options(settings)
         )
     except DocumentValidationError as err:
         if err.document is None:
             raise
         logger.error("%s", err)
-        document, exit_code = dict(err.document), 1
+        document, exit_code = err.document, 1
     indent = args.indent if args.indent is not None else (2 if sys.stdout.isatty() and not args.output else None)
     text = _dump(document, indent)
     if args.output:

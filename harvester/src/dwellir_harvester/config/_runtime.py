@@ -8,29 +8,34 @@ from typing import Any
 
 from dwellir_harvester.lib import (
     CollectorOptionError,
-    Collectors,
     PluginPathError,
+    Registry,
     UnknownCollectorError,
     load_collectors,
 )
 
 from . import ConfigError, Settings
 
+#: This distribution: its entry points are the built-in collectors.
+DISTRIBUTION = "dwellir-harvester"
+#: The built-in collector whose data the document's top-level ``host`` repeats.
+HOST_COLLECTOR = "host"
 
-def discover(settings: Settings) -> Collectors:
+
+def discover(settings: Settings) -> Registry:
     """Built-ins, entry points, then the settings' plugin paths (files, environment, flags).
 
     A plugin path that does not exist or is unsafe is a ``ConfigError`` naming where it was given.
     """
     paths = settings.collector_paths
     try:
-        return load_collectors([p.path for p in paths], env=False)
+        return load_collectors([p.path for p in paths], env=False, builtin_distribution=DISTRIBUTION)
     except PluginPathError as err:
         origin = next((p.origin for p in paths if p.path == err.path), "collector path")
         raise ConfigError(f"{err.path} {err.reason}", file=origin) from err
 
 
-def check_plan(settings: Settings, collectors: Collectors, names: Sequence[str] | None = None) -> list[str]:
+def check_plan(settings: Settings, collectors: Registry, names: Sequence[str] | None = None) -> list[str]:
     """The collector names to harvest, after checking every name and every option in the settings.
 
     Raises ``ConfigError`` for an unknown name (listing what exists), options for a collector that
@@ -62,6 +67,7 @@ def harvest_options(settings: Settings) -> dict[str, Any]:
         "options": settings.collector_options,
         "timeout": settings.timeout,
         "validate": settings.validate,
+        "host_collector": HOST_COLLECTOR,
     }
 
 

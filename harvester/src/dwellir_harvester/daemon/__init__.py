@@ -36,7 +36,14 @@ from dwellir_harvester.config import (
     load_settings,
     output_dir_problem,
 )
-from dwellir_harvester.lib import CollectorError, Collectors, DocumentValidationError, harvest, overall_status
+from dwellir_harvester.lib import (
+    CollectorError,
+    Document,
+    DocumentValidationError,
+    Registry,
+    harvest,
+    overall_status,
+)
 from dwellir_harvester.lib.files import write_atomic
 
 from ._auth import Authenticator, load_tokens
@@ -55,7 +62,7 @@ class Plan(NamedTuple):
     """Everything a harvest cycle needs, checked as a whole before it replaces the previous one."""
 
     settings: Settings
-    collectors: Collectors
+    collectors: Registry
     names: list[str]
     auth: Authenticator
     output: str | None
@@ -103,11 +110,11 @@ class Daemon:
 
     def _harvest(self, plan: Plan) -> None:
         started = time.monotonic()
-        document: dict[str, Any] | None = None
+        document: Document | None = None
         try:
             document = harvest(
                 plan.names,
-                collectors=plan.collectors,
+                registry=plan.collectors,
                 schema=self.schema,
                 harvester_version=__version__,
                 **harvest_options(plan.settings),
@@ -118,7 +125,7 @@ class Daemon:
                     "harvest failed: every collector failed or timed out; still serving the last good document"
                 )
         except DocumentValidationError as err:
-            document, usable = (dict(err.document) if err.document else None), False
+            document, usable = err.document, False
             logger.error("harvest failed: %s; still serving the last good document", err)
         except Exception:
             usable = False
