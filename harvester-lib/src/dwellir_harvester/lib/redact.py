@@ -60,7 +60,11 @@ _PEM = re.compile(r"-----BEGIN [A-Z0-9 ]*-----")
 # 32 bytes or more of hex (a private key, a node key, a seed), alone or 0x-prefixed.
 _KEY_HEX = re.compile(r"^(?:0x)?[0-9a-fA-F]{64,}$")
 _BEARER = re.compile(r"(?i)\b(bearer|basic|token)(\s+|=|:\s*)[A-Za-z0-9._~+/=-]{8,}")
-_ASSIGNMENT = re.compile(r"(?P<name>[A-Za-z][A-Za-z0-9_.-]*)(?P<sep>\s*[=:]\s*)(?P<value>[^\s,;&]+)")
+# name=value first (so "failed: password=x" finds the password), then name: value; quotes allowed (JSON).
+_ASSIGNMENTS = (
+    re.compile(r"(?P<name>[A-Za-z][A-Za-z0-9_.-]*)(?P<sep>[\"']?\s*=\s*[\"']?)(?P<value>[^\s,;&\"']+)"),
+    re.compile(r"(?P<name>[A-Za-z][A-Za-z0-9_.-]*)(?P<sep>[\"']?\s*:\s*[\"']?)(?P<value>[^\s,;&\"']+)"),
+)
 _URL_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/?#\s]*@")
 _QUERY_PAIR = re.compile(r"(?P<name>[?&;][^=&#;\s]*)=(?P<value>[^&#;\s]*)")
 
@@ -142,7 +146,9 @@ def redact_text(text: str) -> str:
             return f"{match['name']}{match['sep']}{REDACTED}"
         return match[0]
 
-    return _ASSIGNMENT.sub(pair, text)
+    for pattern in _ASSIGNMENTS:
+        text = pattern.sub(pair, text)
+    return text
 
 
 def redact_values(value: Any, depth: int = 0) -> Any:
