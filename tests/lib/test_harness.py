@@ -246,3 +246,43 @@ def _harvester() -> dict:
         "collectors_used": ["greeter"],
         "duration_ms": 0,
     }
+
+
+# --- hostile input to the harness -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "1e10", "-1", "0", "soon"])
+def test_a_timeout_that_is_not_a_sane_number_of_seconds_is_a_usage_error(run_harness, harness_dir, value):
+    result = run_harness("statuses:Ok", "--collector-path", harness_dir, "--timeout", value, timeout=10)
+
+    assert result.returncode == 2, result
+    assert "--timeout" in result.stderr and "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("statement", "described"),
+    [("raise SystemExit(5)", "SystemExit: 5"), ("raise KeyboardInterrupt", "KeyboardInterrupt")],
+)
+def test_an_interrupt_while_importing_the_module_is_a_one_line_usage_error(
+    run_harness, plugin_dir, statement, described
+):
+    directory = plugin_dir("exits", **{"exits.py": statement + "\n"})
+
+    result = run_harness("exits", "--collector-path", directory, timeout=10)
+
+    assert result.returncode == 2, result
+    assert result.stderr.strip().splitlines() == [f"error: importing exits failed: {described}"]
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(harness_dir):
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "dwellir_harvester.lib.run", "statuses:Ok", "--collector-path", str(harness_dir)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()  # like `| head -0`: nobody reads the document
+        stderr = proc.stderr.read().decode()
+        assert proc.wait(timeout=20) == 1
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr

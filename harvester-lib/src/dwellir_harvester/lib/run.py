@@ -23,6 +23,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import sys
 import types
 from collections.abc import Sequence
@@ -32,7 +33,9 @@ from typing import Any
 from ._collector import CollectorBase
 from ._errors import CollectorError
 from ._loader import CollectorSpec, _classify_module, _import_plugin, _plugin_package, check_plugin_dir
+from ._types import FAILING
 from .files import unsafe_reason
+from .limits import describe_error, seconds
 from .testing import run_collector
 
 __all__ = ["main"]
@@ -70,8 +73,8 @@ def _load_module(module: str, directories: Sequence[Path]) -> types.ModuleType:
         raise UsageError(f"cannot import {module}: {err}{where}") from err
     except CollectorError as err:
         raise UsageError(str(err)) from err
-    except Exception as err:
-        raise UsageError(f"importing {module} failed: {type(err).__name__}: {err}") from err
+    except BaseException as err:
+        raise UsageError(f"importing {module} failed: {describe_error(err)}") from err
 
 
 def load_collector_class(target: str, paths: Sequence[str] = ()) -> type[CollectorBase]:
@@ -130,6 +133,13 @@ def load_options(options_file: str | None, pairs: Sequence[str]) -> dict[str, An
     return options
 
 
+def _seconds(text: str) -> float:
+    try:
+        return seconds(float(text), "--timeout")
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("--timeout ")) from None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m dwellir_harvester.lib.run",
@@ -148,7 +158,7 @@ def _parser() -> argparse.ArgumentParser:
         "--option", action="append", default=[], metavar="KEY=VALUE", help="a constructor option (repeatable)"
     )
     parser.add_argument("--options-file", metavar="FILE", help="a JSON object of constructor options")
-    parser.add_argument("--timeout", type=float, metavar="S", help="seconds before the collector is abandoned")
+    parser.add_argument("--timeout", type=_seconds, metavar="S", help="seconds before the collector is abandoned")
     parser.add_argument("--no-validate", action="store_true", help="do not check the data against any schema")
     parser.add_argument("--indent", type=int, default=2, metavar="N", help="JSON indentation (default: 2)")
     parser.add_argument("--debug", action="store_true", help="log at DEBUG and show tracebacks")
@@ -161,8 +171,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
     try:
-        if args.timeout is not None and not args.timeout > 0:
-            raise UsageError(f"--timeout must be positive, not {args.timeout:g}")
         cls = load_collector_class(args.collector, args.collector_path)
         options = load_options(args.options_file, args.option)
         entry = run_collector(cls, options, timeout=args.timeout, validate=not args.no_validate)
@@ -171,8 +179,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(json.dumps(entry, indent=args.indent or None))
-    return 0 if entry["meta"]["status"] in ("success", "partial") else 1
+    try:
+        print(json.dumps(entry, indent=args.indent or None), flush=True)
+    except BrokenPipeError:  # `... | head`: the reader left; say nothing more (Python's documented recipe)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    return 1 if entry["meta"]["status"] in FAILING else 0
 
 
 if __name__ == "__main__":
