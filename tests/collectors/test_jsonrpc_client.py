@@ -234,3 +234,53 @@ def test_a_node_that_trickles_its_answer_still_gives_up_at_the_timeout(raw_serve
         pass
 
     assert time.monotonic() - started < 0.8
+
+
+def test_a_node_that_trickles_its_headers_gives_up_at_the_timeout(raw_server):
+    """Each header line used to get a fresh socket timeout: a byte every 0.1 s held the call for ever."""
+
+    def trickle_head(conn: socket.socket) -> None:
+        head = b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-Slow-%d: v\r\n" % i for i in range(1000))
+        for i in range(len(head)):
+            time.sleep(0.05)
+            conn.sendall(head[i : i + 1])
+
+    url = raw_server(trickle_head)
+    started = time.monotonic()
+    with pytest.raises(JsonRpcTransportError) as caught:
+        jsonrpc_call(url, "system_chain", timeout=0.5)
+
+    assert time.monotonic() - started < 1.5
+    assert "no answer within 0.5 s" in str(caught.value)
+
+
+def test_a_huge_remote_error_message_with_control_characters_is_quoted_short_and_on_one_line(rpc_server):
+    message = "bad\n\x1b[31mthing\x00 " + "x" * 10_000_000
+    rpc_server.on("eth_foo", error={"code": {"nested": [1]}, "message": message})
+
+    with pytest.raises(JsonRpcRemoteError) as caught:
+        jsonrpc_call(rpc_server.url, "eth_foo", timeout=10)
+
+    text = str(caught.value)
+    assert len(text) < 400
+    assert text.isprintable()
+    assert "bad [31mthing" in text
+    assert caught.value.message == message  # the caller can still read all of it
+
+
+def test_a_huge_http_error_body_is_quoted_short(rpc_server):
+    rpc_server.on("system_name", status=502, body="<html>\r\n" + "y" * 5_000_000)
+
+    with pytest.raises(JsonRpcHTTPError) as caught:
+        jsonrpc_call(rpc_server.url, "system_name", timeout=10)
+
+    assert len(str(caught.value)) < 400 and str(caught.value).isprintable()
+
+
+def test_a_response_nested_too_deeply_is_a_protocol_error_not_unreachable(rpc_server):
+    rpc_server.on("system_health", body='{"jsonrpc": "2.0", "id": 1, "result": ' + "[" * 100_000 + "]" * 100_000 + "}")
+
+    with pytest.raises(JsonRpcProtocolError) as caught:
+        jsonrpc_call(rpc_server.url, "system_health", timeout=10)
+
+    assert "nested too deeply" in str(caught.value)

@@ -22,12 +22,15 @@ the URL (``http://user:secret@host``) are sent as HTTP basic auth and never appe
 from __future__ import annotations
 
 import base64
+import io
 import json
+import socket
 import time
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ._errors import CollectorFailedError
+from .limits import one_line
 from .redact import redact_url
 
 __all__ = [
@@ -40,6 +43,8 @@ __all__ = [
 ]
 
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+#: How much of a node's own text (an error message, a body) an exception's message quotes.
+MAX_QUOTED = 200
 
 
 class JsonRpcError(CollectorFailedError):
@@ -59,7 +64,7 @@ class JsonRpcHTTPError(JsonRpcError):
 
     def __init__(self, url: str, method: str, status: int, body: str) -> None:
         self.status, self.body = status, body
-        snippet = body.strip().replace("\n", " ")[:200]
+        snippet = one_line(body[: 4 * MAX_QUOTED], MAX_QUOTED)
         super().__init__(url, method, f"HTTP {status}" + (f": {snippet}" if snippet else ""))
 
 
@@ -72,7 +77,8 @@ class JsonRpcRemoteError(JsonRpcError):
 
     def __init__(self, url: str, method: str, code: Any, message: Any, data: Any = None) -> None:
         self.code, self.message, self.data = code, message, data
-        super().__init__(url, method, f"error {code}: {message}")
+        shown_code = code if isinstance(code, int) and not isinstance(code, bool) else one_line(repr(code), 40)
+        super().__init__(url, method, f"error {shown_code}: {one_line(message, MAX_QUOTED)}")
 
 
 def _target(url: str) -> tuple[Any, str, dict[str, str]]:
@@ -92,6 +98,42 @@ def _target(url: str) -> tuple[Any, str, dict[str, str]]:
     return parts, urlunsplit(parts), headers
 
 
+class _DeadlineReader(io.RawIOBase):
+    """Reads a socket giving up at one deadline for the whole answer, head included.
+
+    ``http.client`` reads the status line and each header line with separate socket reads, each
+    under the socket's timeout: a server that trickles one byte per second would hold the call
+    forever. Every read here gets only the time that is left.
+    """
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        super().__init__()
+        self._sock, self._deadline = sock, deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("timed out")
+        self._sock.settimeout(remaining)
+        return self._sock.recv_into(buffer)
+
+
+class _DeadlineSocket:
+    """The connection's socket as ``http.client`` sees it: the response is read through a ``_DeadlineReader``."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self._sock, self._deadline = sock, deadline
+
+    def makefile(self, mode: str = "rb", *args: Any, **kwargs: Any) -> io.BufferedReader:
+        return io.BufferedReader(_DeadlineReader(self._sock, self._deadline))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
 def _post(parts: Any, body: bytes, headers: dict[str, str], timeout: float) -> tuple[int, bytes]:
     """POST ``body`` and read the whole answer, giving up when ``timeout`` seconds have passed in all."""
     import http.client
@@ -100,18 +142,15 @@ def _post(parts: Any, body: bytes, headers: dict[str, str], timeout: float) -> t
     cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     conn = cls(parts.hostname, parts.port, timeout=timeout)
     try:
+        conn.connect()
+        assert conn.sock is not None
+        conn.sock.settimeout(max(0.001, deadline - time.monotonic()))  # sendall: one bound for all of it
+        conn.sock = _DeadlineSocket(conn.sock, deadline)
         conn.request("POST", urlunsplit(("", "", parts.path or "/", parts.query, "")), body=body, headers=headers)
-        if conn.sock is not None:
-            conn.sock.settimeout(max(0.001, deadline - time.monotonic()))
         response = conn.getresponse()
         chunks: list[bytes] = []
         size = 0
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError("timed out")
-            if conn.sock is not None:
-                conn.sock.settimeout(remaining)
             chunk = response.read1(65536)
             if not chunk:
                 return response.status, b"".join(chunks)
@@ -152,14 +191,16 @@ def jsonrpc_call(
         answer = json.loads(text)
     except ValueError:
         answer = None
+    except RecursionError:
+        raise JsonRpcProtocolError(shown, method, "the response is nested too deeply to read") from None
     if isinstance(answer, dict) and isinstance(answer.get("error"), dict):
         error = answer["error"]
         raise JsonRpcRemoteError(shown, method, error.get("code"), error.get("message"), error.get("data"))
     if status != 200:
         raise JsonRpcHTTPError(shown, method, status, text)
     if not isinstance(answer, dict):
-        snippet = text.strip().replace("\n", " ")[:120]
-        raise JsonRpcProtocolError(shown, method, f"the body is not a JSON-RPC response: {snippet!r}")
+        snippet = one_line(repr(text[: 4 * MAX_QUOTED]), MAX_QUOTED)
+        raise JsonRpcProtocolError(shown, method, f"the body is not a JSON-RPC response: {snippet}")
     if "result" not in answer:
         raise JsonRpcProtocolError(shown, method, "the response has neither 'result' nor 'error'")
     return answer["result"]
@@ -171,7 +212,7 @@ def _reason(err: BaseException, timeout: float) -> str:
     if isinstance(err, TimeoutError) or "timed out" in str(err):
         return f"no answer within {timeout:g} s"
     if isinstance(err, http.client.HTTPException):
-        return f"not a valid HTTP answer ({type(err).__name__}: {str(err)[:120]})"
+        return f"not a valid HTTP answer ({type(err).__name__}: {one_line(str(err), 120)})"
     if isinstance(err, OSError) and err.strerror:
         return err.strerror.lower()
-    return str(err) or type(err).__name__
+    return one_line(str(err), MAX_QUOTED) or type(err).__name__
