@@ -295,3 +295,69 @@ def test_juju_through_the_command(run_cli, agents_dir, validate_document):
     validate_document(document)
     assert document["collectors"]["juju"]["data"]["deployed_units"] == ["grafana-agent/0", "polkadot/0"]
     assert not [secret for secret in SECRETS if secret in result.stdout + result.stderr]
+
+
+# --- hostile agent.conf files: each fails only itself ------------------------------------------------
+
+BILLION_LAUGHS = """\
+a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+tag: unit-grafana-agent-0
+"""
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        pytest.param(BILLION_LAUGHS, "uses a YAML alias at line 2, column 8 (refused)", id="billion-laughs"),
+        pytest.param("tag: x\nvalues:\n  n: " + "9" * 1000 + "\n", "larger than 2**1024", id="1000-digits"),
+        pytest.param(
+            "tag: x\nvalues:\n  n: " + "9" * 5000 + "\n", "holds a value that cannot be read", id="5000-digits"
+        ),
+        pytest.param("tag: x\nv: " + "[" * 2000 + "]" * 2000 + "\n", "nested more than 64 levels", id="deep-flow"),
+        pytest.param(
+            "tag: x\n" + "".join("  " * i + f"k{i}:\n" for i in range(200)) + "  " * 200 + "v: 1\n",
+            "nested more than 64 levels",
+            id="deep-block",
+        ),
+        pytest.param("tag: x\n1: numeric key\n", "has a key of type int", id="non-string-key"),
+    ],
+)
+def test_a_hostile_agent_conf_makes_the_entry_partial_naming_the_file(agents_dir, content, message):
+    path = agents_dir / "unit-grafana-agent-0" / "agent.conf"
+    path.write_text(content)
+
+    entry = run_collector(JujuCollector, {"agents_dir": str(agents_dir)})
+
+    assert entry["meta"]["status"] == "partial", entry
+    [error] = entry["meta"]["errors"]
+    assert error.startswith(f"{path}: ") and message in error, error
+    assert [a["tag"] for a in entry["data"]["agents"]] == ["machine-0", "unit-polkadot-0"]
+
+
+def test_urls_lose_their_credentials_and_new_secret_words_are_dropped(agents_dir):
+    path = agents_dir / "machine-0" / "agent.conf"
+    path.write_text(
+        "tag: machine-0\n"
+        "apiaddresses:\n- https://admin:SECRET-pw@10.0.0.2:17070\n"
+        "values:\n"
+        "  PROXY: http://proxyuser:SECRET-proxy@proxy:3128\n"
+        "  db_pass: SECRET-db\n  pwd: SECRET-pwd\n  auth: SECRET-auth\n  jwt: SECRET-jwt\n"
+        "  seed: SECRET-seed\n  mnemonic: SECRET-mnemonic\n  wallet: SECRET-wallet\n"
+        "  SOMETHING: " + "ab" * 32 + "\n"
+        "  PROVIDER_TYPE: lxd\n"
+    )
+
+    entry = run_collector(JujuCollector, {"agents_dir": str(agents_dir)})
+
+    text = json.dumps(entry)
+    assert "SECRET" not in text and "ab" * 32 not in text
+    machine = next(a for a in entry["data"]["agents"] if a["tag"] == "machine-0")
+    assert machine["api_addresses"] == ["https://<redacted>@10.0.0.2:17070"]
+    assert machine["values"] == {"PROXY": "http://<redacted>@proxy:3128", "PROVIDER_TYPE": "lxd"}

@@ -227,3 +227,55 @@ def test_a_relation_without_a_remote_application_is_kept(tmp_path):
     entry = run_collector(JujuCharmCollector, {"snapshot_dir": str(directory)})
     assert entry["meta"]["status"] == "success", entry
     assert entry["data"]["applications"]["solo"]["relations"] == [peer]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        pytest.param(json.dumps(snapshot("bad"))[:-1] + ', "x": 1e999}', "is too large", id="1e999"),
+        pytest.param('{"format": 1, "x": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply", id="deep"),
+        pytest.param(
+            '{"format": 1, "x": ' + "[" * 100 + "]" * 100 + "}", "nested more than 64", id="deep-but-parsable"
+        ),
+        pytest.param(json.dumps(snapshot("bad", config={"n": 10**1000})), "larger than 2**1024", id="1000-digits"),
+        pytest.param('{"format": 1, "n": ' + "9" * 5000 + "}", "not valid JSON", id="5000-digits"),
+    ],
+)
+def test_a_hostile_snapshot_makes_the_entry_partial_naming_the_file(snapshot_dir, content, message):
+    path = snapshot_dir / "bad.json"
+    path.write_text(content)
+
+    entry = run_collector(JujuCharmCollector, {"snapshot_dir": str(snapshot_dir)})
+
+    assert entry["meta"]["status"] == "partial", entry
+    [error] = entry["meta"]["errors"]
+    assert error.startswith(f"{path}: ") and message in error, error
+    assert sorted(entry["data"]["applications"]) == ["grafana-agent", "polkadot"]
+
+
+def test_config_is_redacted_with_the_wider_word_list_and_key_material(tmp_path):
+    config = {
+        "db-pass": "s1",
+        "seed-phrase": "s2",
+        "jwt": "s3",
+        "auth-header": "s4",
+        "node-key-file": "/etc/k",
+        "identity": "0x" + "cd" * 32,
+        "network": "polkadot",
+        "rpc-url": "http://u:s5@host:9944",
+    }
+    (tmp_path / "app.json").write_text(json.dumps(snapshot("app", config=config)))
+
+    entry = run_collector(JujuCharmCollector, {"snapshot_dir": str(tmp_path)})
+
+    shown = entry["data"]["applications"]["app"]["config"]
+    assert shown == {
+        "auth-header": "<redacted>",
+        "db-pass": "<redacted>",
+        "identity": "<redacted>",
+        "jwt": "<redacted>",
+        "network": "polkadot",
+        "node-key-file": "<redacted>",
+        "rpc-url": "http://<redacted>@host:9944",
+        "seed-phrase": "<redacted>",
+    }

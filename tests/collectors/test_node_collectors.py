@@ -177,3 +177,23 @@ def test_evm_node_down_through_the_command_exits_1(run_cli, closed_port, validat
     entry = document["collectors"]["evm"]
     assert entry["meta"]["status"] == "failed"
     assert url in entry["meta"]["errors"][0]
+
+
+@pytest.mark.parametrize(
+    "absurd",
+    ["0x" + "f" * 100_000, "0x" + "1" + "0" * 64, 10**100, 2**256],
+    ids=["100k-hex-digits", "257-bits-hex", "googol", "2**256"],
+)
+def test_an_absurd_quantity_is_a_bad_field_and_the_rest_is_kept(rpc_server, node_scripts, absurd):
+    script = node_scripts["evm"]
+    script["eth_blockNumber"] = absurd
+    rpc_server.script(script)
+
+    entry = run_collector(EvmCollector, {"rpc_url": rpc_server.url})
+
+    assert entry["meta"]["status"] == "partial", entry
+    [error] = entry["meta"]["errors"]
+    assert "eth_blockNumber" in error and "larger than 2**256" in error and len(error) < 300
+    assert entry["data"]["workload"]["client_name"] == "Geth"
+    assert "best_block" not in entry["data"]["sync"]
+    json.dumps(entry)

@@ -10,7 +10,6 @@ process (the daemon) keeps its threads and memory bounded.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 import warnings
@@ -29,7 +28,7 @@ from ._loader import CollectorSpec, Registry, load_collectors, spec_for_class
 from ._schema import SchemaLike, schema_errors, validate_output
 from ._types import FAILING, Document, Entry, EntryMeta, Status
 from ._version import __version__
-from .limits import MAX_DEPTH, MAX_INT_BITS, MAX_MESSAGE, describe_error, one_line, seconds
+from .limits import MAX_MESSAGE, NotJSONError, describe_error, json_data, one_line, seconds
 from .redact import redact_text
 
 logger = logging.getLogger(__name__)
@@ -50,46 +49,6 @@ _STRAGGLERS_LOCK = threading.Lock()
 def now_rfc3339() -> str:
     """The current time as RFC 3339 with an explicit UTC offset, to the millisecond."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-class _NotJSONError(Exception):
-    pass
-
-
-def plain_json(value: Any, path: str = "data", depth: int = 0) -> Any:
-    """A copy of ``value`` made only of JSON types; ``_NotJSONError`` names the first value that is not.
-
-    Tuples become lists; sets, bytes, datetimes, non-string keys, NaN and infinities are refused
-    rather than silently turned into strings, and so are nesting deeper than ``MAX_DEPTH`` and
-    integers larger than ``MAX_INT_BITS`` bits (which ``json.dumps`` and most readers cannot handle).
-    """
-    if depth > MAX_DEPTH:
-        raise _NotJSONError(f"{one_line(path, 200)} is nested more than {MAX_DEPTH} levels deep")
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, int):
-        if value.bit_length() > MAX_INT_BITS:
-            raise _NotJSONError(f"{one_line(path, 200)} is an integer larger than 2**{MAX_INT_BITS}")
-        return int(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise _NotJSONError(f"{one_line(path, 200)} is {value!r}, which JSON cannot represent")
-        return float(value)
-    if isinstance(value, Mapping):
-        copy = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                kind = type(key).__name__
-                raise _NotJSONError(f"{one_line(path, 200)} has a key of type {kind}; JSON keys are strings")
-            copy[str(key)] = plain_json(item, f"{path}.{key}", depth + 1)
-        return copy
-    if isinstance(value, (list, tuple)):
-        return [plain_json(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)]
-    raise _NotJSONError(f"{one_line(path, 200)} is a {type(value).__name__}, which is not a JSON type")
 
 
 class Outcome(NamedTuple):
@@ -146,11 +105,11 @@ def _execute(spec: CollectorSpec, options: Mapping[str, Any], validate: bool) ->
         else:
             return _failed(f"collect() returned {type(result).__name__}; expected a dict or CollectResult")
     try:
-        data = plain_json(raw)
+        data = json_data(raw)
         problems = list(collector.check_data(data))
         if validate and spec.cls.SCHEMA is not None:
             problems += [f"data does not match {spec.name}'s SCHEMA: {e}" for e in schema_errors(data, spec.cls.SCHEMA)]
-    except _NotJSONError as err:
+    except NotJSONError as err:
         return _failed(*errors, f"collect() returned data that is not JSON: {err}")
     except BaseException as err:
         logger.debug("collector %s data check raised", spec.name, exc_info=True)

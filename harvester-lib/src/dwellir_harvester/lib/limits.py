@@ -15,6 +15,8 @@ names it. The runner, the daemon and the charm helpers use the same numbers.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 __all__ = [
     "MAX_DEPTH",
@@ -22,7 +24,9 @@ __all__ = [
     "MAX_INT_BITS",
     "MAX_MESSAGE",
     "MAX_TIMEOUT",
+    "NotJSONError",
     "describe_error",
+    "json_data",
     "one_line",
     "seconds",
 ]
@@ -102,3 +106,53 @@ def describe_error(err: BaseException, limit: int = MAX_MESSAGE) -> str:
     except Exception:  # noqa: BLE001
         return f"{name} (its message could not be read)"
     return one_line(f"{name}: {text}" if text else name, limit)
+
+
+class NotJSONError(ValueError):
+    """A value that is not plain JSON data within the bounds; the message names where it is."""
+
+
+def json_data(value: Any, path: str = "data", depth: int = 0) -> Any:
+    """Return a copy of ``value`` made only of JSON types, within the bounds.
+
+    Tuples become lists. Sets, bytes, datetimes, non-string keys, NaN and infinities are refused
+    rather than silently turned into strings, and so are nesting deeper than ``MAX_DEPTH`` and
+    integers larger than ``MAX_INT_BITS`` bits (which ``json.dumps`` and most readers cannot
+    handle).
+
+    Args:
+        value: the data (a collector's, or what a file held).
+        path: how to name ``value`` in the error (``data``, ``agent.conf``).
+        depth: how deep ``value`` already is.
+
+    Returns:
+        The copy.
+
+    Raises:
+        NotJSONError: naming the first value (by its path) that is not acceptable.
+    """
+    if depth > MAX_DEPTH:
+        raise NotJSONError(f"{one_line(path, 200)} is nested more than {MAX_DEPTH} levels deep")
+    if value is None or isinstance(value, bool):
+        return value if value is None else bool(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        if value.bit_length() > MAX_INT_BITS:
+            raise NotJSONError(f"{one_line(path, 200)} is an integer larger than 2**{MAX_INT_BITS}")
+        return int(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise NotJSONError(f"{one_line(path, 200)} is {value!r}, which JSON cannot represent")
+        return float(value)
+    if isinstance(value, Mapping):
+        copy = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                kind = type(key).__name__
+                raise NotJSONError(f"{one_line(path, 200)} has a key of type {kind}; JSON keys are strings")
+            copy[str(key)] = json_data(item, f"{path}.{key}", depth + 1)
+        return copy
+    if isinstance(value, (list, tuple)):
+        return [json_data(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)]
+    raise NotJSONError(f"{one_line(path, 200)} is a {type(value).__name__}, which is not a JSON type")

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from dwellir_harvester.lib import BlockchainCollector, CollectorFailedError, CollectorPartialError
 from dwellir_harvester.lib.jsonrpc import JsonRpcError, JsonRpcTransportError, jsonrpc_call
+from dwellir_harvester.lib.limits import one_line
 from dwellir_harvester.lib.redact import redact_url
 
 from ._process import find_process
@@ -52,8 +53,12 @@ def check_text(value: object, option: str) -> str:
 
 
 def _brief(value: Any) -> str:
-    text = json.dumps(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    """A node's result, quoted short and on one line (whatever it holds)."""
+    try:
+        text = json.dumps(value)
+    except (ValueError, TypeError, RecursionError):
+        return f"a {type(value).__name__}"
+    return one_line(text, 80)
 
 
 class RpcSession:
@@ -113,11 +118,20 @@ def text(value: Any) -> str:
     return value.strip()
 
 
+#: The largest quantity a node may report (a uint256, as in the EVM); anything larger is a bad field.
+MAX_QUANTITY_BITS = 256
+
+
 def quantity(value: Any) -> int:
-    """A non-negative integer given as a JSON number or a ``0x`` hex string."""
+    """A non-negative integer of at most 256 bits, given as a JSON number or a ``0x`` hex string."""
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        if value.bit_length() > MAX_QUANTITY_BITS:
+            raise ValueError(f"a quantity larger than 2**{MAX_QUANTITY_BITS}")
         return value
     if isinstance(value, str) and value[:2].lower() == "0x" and len(value) > 2:
+        digits = value[2:].lstrip("0")
+        if len(digits) > MAX_QUANTITY_BITS // 4:
+            raise ValueError(f"a quantity larger than 2**{MAX_QUANTITY_BITS}")
         return int(value[2:], 16)
     raise ValueError("expected a non-negative integer or a 0x-prefixed hex quantity")
 

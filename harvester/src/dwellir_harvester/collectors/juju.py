@@ -20,10 +20,15 @@ agents (the directory is missing or empty) the collector succeeds with an empty 
 a ``note`` saying so. An ``agent.conf`` that cannot be read or parsed makes the entry ``partial``
 with a message naming the file; the other agents are kept.
 
-Secrets never leave this module: every key whose name contains ``password``, ``secret``,
-``token``, ``key``, ``cert``, ``identity`` or ``nonce`` (and a few more) is dropped at any depth, and so is every
-value holding a PEM block, before anything is picked from the file. Parse errors are reported by
-line and column, never with the file's text.
+Secrets never leave this module: every key whose name contains one of the SDK's
+``SECRET_WORDS`` (``pass``, ``secret``, ``token``, ``key``, ``auth``, ``seed``, …) or ``cert``,
+``identity``, ``nonce`` is dropped at any depth, and so is every value that looks like key material
+(a PEM block, a long hex key), before anything is picked from the file; URLs lose their credentials.
+Parse errors are reported by line and column, never with the file's text.
+
+A hostile ``agent.conf`` fails only itself (the entry is ``partial``, naming the file): YAML aliases
+are refused (a few hundred bytes of nested aliases expand to gigabytes), and so are nesting deeper
+than ``MAX_DEPTH`` and integers too large for JSON.
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from dwellir_harvester.lib import CollectorPartialError, GenericCollector
-from dwellir_harvester.lib.redact import SECRET_WORDS, looks_like_pem
+from dwellir_harvester.lib.limits import MAX_DEPTH, NotJSONError, json_data, one_line
+from dwellir_harvester.lib.redact import SECRET_WORDS, is_sensitive, looks_like_key_material, redact_url
 
 from ._files import FileProblem, directory_option, list_dir, read_small_file
 
@@ -47,15 +53,17 @@ _UNIT_TAG = re.compile(r"^unit-(?P<app>[a-z0-9][a-z0-9-]*)-(?P<number>\d+)$")
 
 
 def scrub(value: Any) -> Any:
-    """A copy of ``value`` without sensitive keys or PEM blocks, at any depth."""
+    """A copy of ``value`` without sensitive keys or key material, URLs without credentials, at any depth."""
     if isinstance(value, dict):
         return {
             str(key): scrub(item)
             for key, item in value.items()
-            if not any(word in str(key).lower() for word in JUJU_SECRET_WORDS) and not looks_like_pem(item)
+            if not is_sensitive(str(key), JUJU_SECRET_WORDS) and not looks_like_key_material(item)
         }
     if isinstance(value, list):
-        return [scrub(item) for item in value if not looks_like_pem(item)]
+        return [scrub(item) for item in value if not looks_like_key_material(item)]
+    if isinstance(value, str):
+        return redact_url(value)
     return value
 
 
@@ -99,12 +107,40 @@ def _unit_key(unit: str) -> tuple[str, int, str]:
     return (app, int(number), "") if number.isdigit() else (unit, -1, unit)
 
 
+def _loader(raw: bytes) -> Any:
+    """A safe YAML loader for one agent.conf that refuses aliases and deep nesting while composing."""
+    import yaml
+
+    class AgentConfLoader(yaml.SafeLoader):
+        depth = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise FileProblem(f"uses a YAML alias at line {mark.line + 1}, column {mark.column + 1} (refused)")
+            self.depth += 1
+            try:
+                if self.depth > MAX_DEPTH:
+                    raise FileProblem(f"is nested more than {MAX_DEPTH} levels deep")
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+
+    return AgentConfLoader(raw)
+
+
 def _load(path: Path) -> dict[str, Any]:
     import yaml
 
     raw = read_small_file(path)
+    loader = None
     try:
-        loaded = yaml.safe_load(raw)
+        loader = _loader(raw)  # decoding starts here: bytes that are not text fail already
+        loaded = loader.get_single_data()
+    except RecursionError:
+        raise FileProblem("is nested too deeply to read") from None
+    except (ValueError, TypeError, OverflowError) as err:  # a value YAML recognises but Python cannot hold
+        raise FileProblem(f"holds a value that cannot be read ({one_line(err, 120)})") from None
     except yaml.MarkedYAMLError as err:  # its str() would quote the file: report the position only
         mark = err.problem_mark or err.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -113,9 +149,16 @@ def _load(path: Path) -> dict[str, Any]:
         raise FileProblem(f"not valid YAML: {err.reason} at byte {err.position}") from None
     except yaml.YAMLError as err:
         raise FileProblem(f"not valid YAML ({type(err).__name__})") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
     if not isinstance(loaded, dict):
         what = "nothing" if loaded is None else "a list" if isinstance(loaded, list) else "a scalar"
         raise FileProblem(f"holds {what}, not a mapping")
+    try:
+        json_data(loaded, "its content")
+    except NotJSONError as err:  # an integer too large for JSON, a key that is not a string
+        raise FileProblem(str(err)) from None
     return loaded
 
 

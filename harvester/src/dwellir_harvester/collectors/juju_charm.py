@@ -25,13 +25,15 @@ relation data.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from dwellir_harvester.lib import CollectorPartialError, GenericCollector
-from dwellir_harvester.lib.redact import REDACTED, is_sensitive, looks_like_pem, redact_url
+from dwellir_harvester.lib.limits import NotJSONError, json_data
+from dwellir_harvester.lib.redact import REDACTED, is_sensitive, looks_like_key_material, redact_url
 
 from ._files import FileProblem, directory_option, list_dir, read_small_file
 
@@ -58,6 +60,13 @@ _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is too large")
+    return value
 
 
 def _typed(value: Any, expected: type | tuple[type, ...]) -> bool:
@@ -90,7 +99,7 @@ def _config(value: Any) -> dict[str, Any]:
     for key, item in sorted(value.items()):
         if item is not None and not isinstance(item, (str, int, float, bool)):
             raise FileProblem(f"config[{key!r}] must be a string, number, boolean or null")
-        secret = is_sensitive(key) or looks_like_pem(item)
+        secret = is_sensitive(key) or looks_like_key_material(item)
         config[key] = REDACTED if secret else (redact_url(item) if isinstance(item, str) else item)
     return config
 
@@ -99,11 +108,17 @@ def read_snapshot(path: Path) -> dict[str, Any]:
     """The application's context from a format-1 snapshot, re-redacted; ``FileProblem`` if malformed."""
     raw = read_small_file(path)
     try:
-        snapshot = json.loads(raw, parse_constant=_refuse_constant)
+        snapshot = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite)
     except json.JSONDecodeError as err:  # its message gives the position, never the text
         raise FileProblem(f"not valid JSON: {err}") from None
-    except ValueError as err:  # not UTF-8, or NaN / Infinity
+    except ValueError as err:  # not UTF-8, NaN / Infinity, 1e999, an integer of thousands of digits
         raise FileProblem(f"not valid JSON: {err}") from None
+    except RecursionError:
+        raise FileProblem("not valid JSON: nested too deeply to read") from None
+    try:
+        json_data(snapshot, "its content")
+    except NotJSONError as err:
+        raise FileProblem(str(err)) from None
     if not isinstance(snapshot, dict):
         raise FileProblem(f"holds a JSON {type(snapshot).__name__}, not an object")
     if "format" not in snapshot:
