@@ -284,3 +284,18 @@ def test_a_response_nested_too_deeply_is_a_protocol_error_not_unreachable(rpc_se
         jsonrpc_call(rpc_server.url, "system_health", timeout=10)
 
     assert "nested too deeply" in str(caught.value)
+
+
+def test_an_answer_delimited_by_closing_the_connection_is_read_whole(raw_server):
+    body = b'{"jsonrpc":"2.0","id":1,"result":"Polkadot"}'
+    url = raw_server(_send(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + body))
+
+    assert jsonrpc_call(url, "system_chain", timeout=2) == "Polkadot"
+
+
+def test_an_answer_shorter_than_its_content_length_is_refused(raw_server):
+    body = b'{"jsonrpc":"2.0","id":1,"result":null}'
+    url = raw_server(_send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (len(body) + 10) + body))
+
+    with pytest.raises(JsonRpcTransportError, match="IncompleteRead"):
+        jsonrpc_call(url, "system_chain", timeout=2)

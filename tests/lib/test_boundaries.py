@@ -60,13 +60,14 @@ def test_the_sdk_names_no_package_distribution_or_collector_above_it():
         for line, text in _strings(tree):
             if line in allowed:
                 continue
-            if any(text == name or text.startswith(name + ".") for name in ABOVE):
-                found.append(f"{path.name}:{line}: {text!r}")
-            elif text in DISTRIBUTIONS or text == "juju-charm":
+            above = any(text == name or text.startswith(name + ".") for name in ABOVE)
+            if above or text in DISTRIBUTIONS or text == "juju-charm":
                 found.append(f"{path.name}:{line}: {text!r}")
     assert found == []
 
 
 def test_the_check_itself_finds_what_it_looks_for():
-    tree = ast.parse('"""doc"""\nimport importlib\nimportlib.import_module("dwellir_harvester.collectors")\nX = "host"\n')
+    tree = ast.parse(
+        '"""doc"""\nimport importlib\nimportlib.import_module("dwellir_harvester.collectors")\nX = "host"\n'
+    )
     assert sorted(text for _, text in _strings(tree)) == ["dwellir_harvester.collectors", "host"]

@@ -103,22 +103,29 @@ class _DeadlineReader(io.RawIOBase):
 
     ``http.client`` reads the status line and each header line with separate socket reads, each
     under the socket's timeout: a server that trickles one byte per second would hold the call
-    forever. Every read here gets only the time that is left.
+    forever. Every read here gets only the time that is left. It reads through the socket's own
+    ``SocketIO``, so the socket stays open while the response is read after ``http.client`` has
+    closed its connection (``Connection: close``).
     """
 
     def __init__(self, sock: socket.socket, deadline: float) -> None:
         super().__init__()
         self._sock, self._deadline = sock, deadline
+        self._raw = sock.makefile("rb", buffering=0)
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: Any) -> int:
+    def readinto(self, buffer: Any) -> int | None:
         remaining = self._deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError("timed out")
         self._sock.settimeout(remaining)
-        return self._sock.recv_into(buffer)
+        return self._raw.readinto(buffer)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
 
 
 class _DeadlineSocket:
@@ -153,6 +160,8 @@ def _post(parts: Any, body: bytes, headers: dict[str, str], timeout: float) -> t
         while True:
             chunk = response.read1(65536)
             if not chunk:
+                if response.length:  # the node closed before sending all it announced
+                    raise http.client.IncompleteRead(b"".join(chunks), response.length)
                 return response.status, b"".join(chunks)
             chunks.append(chunk)
             size += len(chunk)
