@@ -177,7 +177,7 @@ def test_proxies_from_the_environment_are_not_used(rpc_server, closed_port, monk
 
 @pytest.mark.parametrize("url", ["ws://127.0.0.1:9944", "127.0.0.1:9944", "http://"])
 def test_a_url_that_is_not_http_is_a_value_error(url):
-    with pytest.raises(ValueError, match="not an http"):
+    with pytest.raises(ValueError, match="must be an http:// or https:// URL with a host"):
         jsonrpc_call(url, "system_name")
 
 

@@ -41,7 +41,8 @@ The document, typed
     that mean no usable data).
 
 Schemas
-    ``bundled_schema_path()``, ``validate_output(document)``, ``DocumentValidationError``.
+    ``bundled_schema_path()``, ``validate_output(document)``, ``DocumentValidationError``,
+    ``is_rfc3339(value)`` (what ``format: date-time`` means here: RFC 3339 with an offset).
 
 Submodules: ``dwellir_harvester.lib.jsonrpc`` (a small JSON-RPC client for collectors),
 ``dwellir_harvester.lib.redact`` (keep secrets out of data), ``dwellir_harvester.lib.limits`` (the
@@ -62,7 +63,7 @@ from ._errors import (
     UnknownCollectorError,
 )
 from ._loader import CollectorSpec, Registry, load_collectors
-from ._schema import bundled_schema_path, validate_output
+from ._schema import bundled_schema_path, is_rfc3339, validate_output
 from ._types import FAILING, STATUSES, Document, Entry, EntryMeta, Status
 from ._version import __version__
 
@@ -90,6 +91,7 @@ __all__ = [
     "bundled_schema_path",
     "collector_statuses",
     "harvest",
+    "is_rfc3339",
     "load_collectors",
     "overall_status",
     "validate_output",

@@ -39,6 +39,7 @@ __all__ = [
     "JsonRpcProtocolError",
     "JsonRpcRemoteError",
     "JsonRpcTransportError",
+    "check_http_url",
     "jsonrpc_call",
 ]
 
@@ -81,15 +82,36 @@ class JsonRpcRemoteError(JsonRpcError):
         super().__init__(url, method, f"error {shown_code}: {one_line(message, MAX_QUOTED)}")
 
 
-def _target(url: str) -> tuple[Any, str, dict[str, str]]:
-    """``(split URL without credentials, URL safe to print, auth headers)``; ``ValueError`` if not http(s)."""
+def check_http_url(url: object, what: str = "url") -> str:
+    """Return ``url`` when it is an http:// or https:// URL with a host (and a numeric port, if any).
+
+    Args:
+        url: the value to check.
+        what: its name in the error (``rpc_url``, ``rpc-url``).
+
+    Returns:
+        The URL, unchanged.
+
+    Raises:
+        TypeError: it is not a string.
+        ValueError: it is not such a URL; the message never shows the URL's credentials.
+    """
+    if not isinstance(url, str):
+        raise TypeError(f"{what} must be a string, not {type(url).__name__}")
+    shown = one_line(repr(redact_url(url)), MAX_QUOTED)
     try:
         parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number or out of range
     except ValueError as err:
-        raise ValueError(f"not a valid URL: {redact_url(url)!r} ({err})") from None
+        raise ValueError(f"{what} {shown} is not a valid URL: {err}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"not an http(s) URL: {redact_url(url)!r}")
+        raise ValueError(f"{what} must be an http:// or https:// URL with a host, not {shown}")
+    return url
+
+
+def _target(url: str) -> tuple[Any, str, dict[str, str]]:
+    """``(split URL without credentials, URL safe to print, auth headers)``; ``ValueError`` if not http(s)."""
+    parts = urlsplit(check_http_url(url))
     headers = {}
     if parts.username is not None:
         token = base64.b64encode(f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()).decode()

@@ -7,10 +7,9 @@ import json
 import math
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
-from urllib.parse import urlsplit
 
 from dwellir_harvester.lib import BlockchainCollector, CollectorFailedError, CollectorPartialError
-from dwellir_harvester.lib.jsonrpc import JsonRpcError, JsonRpcTransportError, jsonrpc_call
+from dwellir_harvester.lib.jsonrpc import JsonRpcError, JsonRpcTransportError, check_http_url, jsonrpc_call
 from dwellir_harvester.lib.limits import one_line
 from dwellir_harvester.lib.redact import redact_url
 
@@ -23,16 +22,7 @@ T = TypeVar("T")
 
 def check_rpc_url(url: object) -> str:
     """``url`` if it is an http(s) URL with a host; ``ValueError`` (never showing credentials) if not."""
-    if not isinstance(url, str):
-        raise TypeError(f"rpc_url must be a string, not {type(url).__name__}")
-    try:
-        parts = urlsplit(url)
-        _ = parts.port  # raises for a port that is not a number or out of range
-    except ValueError as err:
-        raise ValueError(f"rpc_url {redact_url(url)!r} is not a valid URL: {err}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"rpc_url must be an http:// or https:// URL with a host, not {redact_url(url)!r}")
-    return url
+    return check_http_url(url, "rpc_url")
 
 
 def check_seconds(value: object, option: str) -> float:

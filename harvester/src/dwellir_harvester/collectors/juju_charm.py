@@ -26,12 +26,11 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dwellir_harvester.lib import CollectorPartialError, GenericCollector
+from dwellir_harvester.lib import CollectorPartialError, GenericCollector, is_rfc3339
 from dwellir_harvester.lib.limits import NotJSONError, json_data
 from dwellir_harvester.lib.redact import REDACTED, is_sensitive, looks_like_key_material, redact_url
 
@@ -54,8 +53,6 @@ RELATION_FIELDS: dict[str, type | tuple[type, ...]] = {
     "remote_application": (str, type(None)),
     "units": int,
 }
-
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$")
 
 
 def _refuse_constant(name: str) -> Any:
@@ -131,7 +128,7 @@ def read_snapshot(path: Path) -> dict[str, Any]:
     if missing:
         raise FileProblem(f"is missing {', '.join(repr(m) for m in missing)}")
     updated = snapshot["updated"]
-    if not isinstance(updated, str) or not _RFC3339.match(updated):
+    if not isinstance(updated, str) or not is_rfc3339(updated):
         raise FileProblem("updated must be an RFC 3339 date-time with an offset")
     relations = snapshot["relations"]
     if not isinstance(relations, list):
