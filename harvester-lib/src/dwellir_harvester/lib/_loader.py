@@ -286,8 +286,10 @@ def _reject(where: str, message: str) -> LoadProblem:
 
 
 def _problem(where: str, err: BaseException) -> LoadProblem:
-    """A plugin whose import raised (anything, KeyboardInterrupt and SystemExit included): one warning
-    line, the traceback only at DEBUG. The other plugins still load."""
+    """Record a plugin whose import raised anything, KeyboardInterrupt and SystemExit included.
+
+    One warning line, the traceback only at DEBUG; the other plugins still load.
+    """
     logger.debug("traceback of %s", where, exc_info=err)
     return _reject(where, describe_error(err))
 

@@ -50,7 +50,7 @@ def write_atomic(path: str | os.PathLike[str], data: bytes, mode: int = 0o644, g
 
 
 def sync_dir(directory: str | os.PathLike[str]) -> None:
-    """fsync a directory, so that a rename or unlink in it is durable."""
+    """Call fsync on a directory, so that a rename or unlink in it is durable."""
     dir_fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dir_fd)

@@ -1,8 +1,8 @@
-"""Run one collector from the shell and print its entry as JSON.
+r"""Run one collector from the shell and print its entry as JSON.
 
 ::
 
-    python -m dwellir_harvester.lib.run peers:PeersCollector --collector-path collectors \\
+    python -m dwellir_harvester.lib.run peers:PeersCollector --collector-path collectors \
         --option rpc_url=http://127.0.0.1:9944 --options-file fixture.json
 
 ``module`` is found in the ``--collector-path`` directories first (imported the way the harvester
@@ -166,6 +166,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the harness with ``argv`` (default: the command line); return the exit status."""
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"

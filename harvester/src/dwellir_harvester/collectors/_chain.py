@@ -1,5 +1,8 @@
-"""What the ``substrate`` and ``evm`` collectors share: option checks, a JSON-RPC session that
-keeps one message per failed call, result parsers, the node's process, and the data's schema."""
+"""What the ``substrate`` and ``evm`` collectors share.
+
+Option checks, a JSON-RPC session that keeps one message per failed call, result parsers, the node's
+process, and the data's schema.
+"""
 
 from __future__ import annotations
 

@@ -54,6 +54,8 @@ _VERSION = re.compile(r"^v?\d+(?:\.\d+)+")
 
 
 class ClientVersion(NamedTuple):
+    """A client's name and version, parsed from ``web3_clientVersion``."""
+
     name: str
     version: str
 
@@ -101,6 +103,7 @@ class EvmCollector(NodeCollector):
     SCHEMA = node_schema({"type": "integer", "minimum": 0})
 
     def collect(self) -> dict[str, Any]:
+        """Collect this collector's data (see the module docstring)."""
         rpc = RpcSession(self.rpc_url, self.rpc_timeout)
         client = rpc.call("web3_clientVersion", parse_client_version)
         chain_id = rpc.call("eth_chainId", quantity)

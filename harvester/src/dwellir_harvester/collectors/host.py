@@ -53,6 +53,7 @@ class HostCollector(GenericCollector):
         self.disk_path = disk_path
 
     def collect(self) -> CollectResult:
+        """Collect this collector's data (see the module docstring)."""
         release = _os_release()
         data: dict[str, Any] = {
             "hostname": socket.gethostname(),

@@ -68,8 +68,10 @@ def scrub(value: Any) -> Any:
 
 
 def parse_tag(tag: str) -> tuple[str, str]:
-    """``(kind, name)`` of an agent tag: ``machine-0-lxd-1`` → ``("machine", "0/lxd/1")``,
-    ``unit-grafana-agent-0`` → ``("unit", "grafana-agent/0")``, ``controller-0`` → ``("controller", "0")``.
+    """Return ``(kind, name)`` of an agent tag.
+
+    ``machine-0-lxd-1`` → ``("machine", "0/lxd/1")``, ``unit-grafana-agent-0`` →
+    ``("unit", "grafana-agent/0")``, ``controller-0`` → ``("controller", "0")``.
     """
     kind, _, rest = tag.partition("-")
     if kind == "unit":
@@ -266,6 +268,7 @@ class JujuCollector(GenericCollector):
         self.agents_dir = directory_option(agents_dir, "agents_dir")
 
     def collect(self) -> dict[str, Any]:
+        """Collect this collector's data (see the module docstring)."""
         agents: list[dict[str, Any]] = []
         errors: list[str] = []
         files = _agent_files(self.agents_dir)

@@ -205,6 +205,7 @@ class JujuCharmCollector(GenericCollector):
         self.snapshot_dir = directory_option(snapshot_dir, "snapshot_dir")
 
     def collect(self) -> dict[str, Any]:
+        """Collect this collector's data (see the module docstring)."""
         applications: dict[str, Any] = {}
         errors: list[str] = []
         files = _snapshot_files(self.snapshot_dir)

@@ -15,4 +15,5 @@ class NullCollector(GenericCollector):
     TIMEOUT = 5.0
 
     def collect(self) -> dict[str, Any]:
+        """Collect this collector's data (see the module docstring)."""
         return {"foo": "bar", "number": 42, "gasFee": "0.1"}

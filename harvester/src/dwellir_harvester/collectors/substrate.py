@@ -76,6 +76,7 @@ class SubstrateCollector(NodeCollector):
     SCHEMA = node_schema({"type": "string", "pattern": "^0x[0-9a-f]{64}$"})
 
     def collect(self) -> dict[str, Any]:
+        """Collect this collector's data (see the module docstring)."""
         rpc = RpcSession(self.rpc_url, self.rpc_timeout)
         client_name = rpc.call("system_name", text)
         client_version = rpc.call("system_version", text)
