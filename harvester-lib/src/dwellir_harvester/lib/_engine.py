@@ -10,10 +10,11 @@ process (the daemon) keeps its threads and memory bounded.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, Literal, NamedTuple
 
@@ -136,12 +137,14 @@ def _clean_errors(errors: Iterable[object]) -> list[str]:
 class _Run:
     """One collector's run in its own thread, and what it reported."""
 
-    def __init__(self, key: str, spec: CollectorSpec, options: Mapping[str, Any], timeout: float, validate: bool):
-        self.key, self.spec, self.options, self.timeout, self.validate = key, spec, options, timeout, validate
+    def __init__(self, request: Prepared, validate: bool, on_done: Callable[[_Run], None] | None = None) -> None:
+        self.key, self.spec, self.options, self.timeout = request
+        self.validate, self.on_done = validate, on_done
         self.done = threading.Event()
         self.result: Outcome | None = None
         self.collection_time = now_rfc3339()
         self.started = time.monotonic()
+        self.deadline = self.started + self.timeout
         self.finished: float | None = None
 
     def start(self) -> None:
@@ -158,11 +161,11 @@ class _Run:
             with _STRAGGLERS_LOCK:
                 if _STRAGGLERS.get(self.spec.identity) is self:
                     del _STRAGGLERS[self.spec.identity]
+            if self.on_done is not None:
+                self.on_done(self)
 
-    def wait(self) -> None:
-        """Wait until the run returns or its deadline passes; a straggler is remembered."""
-        if self.done.wait(max(0.0, self.started + self.timeout - time.monotonic())):
-            return
+    def give_up(self) -> None:
+        """The deadline passed: remember the run as a straggler unless it has just returned."""
         with _STRAGGLERS_LOCK:
             if not self.done.is_set():
                 _STRAGGLERS[self.spec.identity] = self
@@ -215,6 +218,15 @@ def _straggler_entry(key: str, spec: CollectorSpec, previous: _Run) -> Entry:
         f"the run started at {previous.collection_time} is still running after {running_for:.1f} s; not started again"
     )
     return make_entry(spec, Outcome("timeout", {}, [message]), now_rfc3339(), 0.0, key)
+
+
+class Prepared(NamedTuple):
+    """One checked run request: the key it is reported under, the spec, its options and its timeout."""
+
+    key: str
+    spec: CollectorSpec
+    options: Mapping[str, Any]
+    timeout: float
 
 
 def _resolve_selection(
@@ -314,6 +326,61 @@ def overall_status(document: Document | Mapping[str, Any]) -> Literal["success",
     return "partial"
 
 
+def prepare(
+    selection: Selection,
+    *,
+    registry: Registry | None = None,
+    exclude: Iterable[str] = (),
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    timeout: Timeouts = None,
+) -> list[Prepared]:
+    """Resolve and check a selection into run requests, in selection order; see ``harvest()``.
+
+    Raises:
+        UnknownCollectorError: a name that is not in the registry.
+        CollectorOptionError: options a constructor does not take.
+        ValueError: a timeout that is not acceptable.
+    """
+    chosen = _resolve_selection(selection, registry, exclude)
+    return [
+        Prepared(key, spec, _options_for(key, spec, options), _timeout_for(key, spec, timeout))
+        for key, spec in chosen.items()
+    ]
+
+
+def run_prepared(prepared: Sequence[Prepared], validate: bool = True) -> Iterator[tuple[str, Entry]]:
+    """Run the requests concurrently and yield ``(key, entry)`` as each one finishes or times out.
+
+    A collector whose earlier run is still going (it outlived its timeout) is not started again:
+    its entry is ``timeout`` at once.
+    """
+    finished: queue.SimpleQueue[_Run] = queue.SimpleQueue()
+    pending: set[_Run] = set()
+    for request in prepared:
+        with _STRAGGLERS_LOCK:
+            previous = _STRAGGLERS.get(request.spec.identity)
+        if previous is not None:
+            yield request.key, _straggler_entry(request.key, request.spec, previous)
+            continue
+        run = _Run(request, validate, finished.put)
+        run.start()
+        pending.add(run)
+    while pending:
+        earliest = min(run.deadline for run in pending)
+        try:
+            done = finished.get(timeout=max(0.0, earliest - time.monotonic()))
+        except queue.Empty:
+            now = time.monotonic()
+            for run in sorted((r for r in pending if r.deadline <= now), key=lambda r: r.deadline):
+                run.give_up()
+                pending.discard(run)
+                yield run.key, run.entry()
+            continue
+        if done in pending:  # not given up on already
+            pending.discard(done)
+            yield done.key, done.entry()
+
+
 def harvest(
     selection: Selection,
     *,
@@ -362,28 +429,11 @@ def harvest(
             stacklevel=2,
         )
         registry = registry if registry is not None else collectors
-    chosen = _resolve_selection(selection, registry, exclude)
-    prepared = [
-        (key, spec, _options_for(key, spec, options), _timeout_for(key, spec, timeout)) for key, spec in chosen.items()
-    ]
+    prepared = prepare(selection, registry=registry, exclude=exclude, options=options, timeout=timeout)
     collection_time = now_rfc3339()
     started = time.monotonic()
-    runs: list[_Run | Entry] = []
-    for key, spec, opts, limit in prepared:
-        with _STRAGGLERS_LOCK:
-            previous = _STRAGGLERS.get(spec.identity)
-        if previous is not None:
-            runs.append(_straggler_entry(key, spec, previous))
-            continue
-        run = _Run(key, spec, opts, limit, validate)
-        run.start()
-        runs.append(run)
-    for started_run in runs:
-        if isinstance(started_run, _Run):
-            started_run.wait()
-    entries = {
-        key: run.entry() if isinstance(run, _Run) else run for (key, *_), run in zip(prepared, runs, strict=True)
-    }
+    finished = dict(run_prepared(prepared, validate))
+    entries = {request.key: finished[request.key] for request in prepared}
     document = build_document(
         entries, collection_time, time.monotonic() - started, harvester_version, host_collector=host_collector
     )
@@ -401,7 +451,6 @@ def run_spec(
 ) -> Entry:
     """Run one collector and return its entry (``{"meta": ..., "data": ...}``)."""
     check_options(spec.cls, options or {})
-    run = _Run(spec.name, spec, options or {}, _timeout_for(spec.name, spec, timeout), validate)
-    run.start()
-    run.wait()
-    return run.entry()
+    request = Prepared(spec.name, spec, options or {}, _timeout_for(spec.name, spec, timeout))
+    [(_, entry)] = run_prepared([request], validate)
+    return entry

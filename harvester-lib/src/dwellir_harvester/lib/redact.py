@@ -60,11 +60,10 @@ _PEM = re.compile(r"-----BEGIN [A-Z0-9 ]*-----")
 # 32 bytes or more of hex (a private key, a node key, a seed), alone or 0x-prefixed.
 _KEY_HEX = re.compile(r"^(?:0x)?[0-9a-fA-F]{64,}$")
 _BEARER = re.compile(r"(?i)\b(bearer|basic|token)(\s+|=|:\s*)[A-Za-z0-9._~+/=-]{8,}")
-# name=value first (so "failed: password=x" finds the password), then name: value; quotes allowed (JSON).
-_ASSIGNMENTS = (
-    re.compile(r"(?P<name>[A-Za-z][A-Za-z0-9_.-]*)(?P<sep>[\"']?\s*=\s*[\"']?)(?P<value>[^\s,;&\"']+)"),
-    re.compile(r"(?P<name>[A-Za-z][A-Za-z0-9_.-]*)(?P<sep>[\"']?\s*:\s*[\"']?)(?P<value>[^\s,;&\"']+)"),
-)
+# A name and the separator before its value (name=value, name: value, "name": "value"); the value is
+# found after it without being consumed, so "a= password=x" still finds the password.
+_NAME_SEP = re.compile(r"(?P<name>[A-Za-z][A-Za-z0-9_.-]*)[\"']?\s*[=:]\s*[\"']?")
+_VALUE = re.compile(r"[^\s,;&\"']+")
 _URL_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/?#\s]*@")
 _QUERY_PAIR = re.compile(r"(?P<name>[?&;][^=&#;\s]*)=(?P<value>[^&#;\s]*)")
 
@@ -141,13 +140,15 @@ def redact_text(text: str) -> str:
     text = redact_url(text)
     text = _BEARER.sub(lambda m: f"{m[1]}{m[2]}{REDACTED}", text)
 
-    def pair(match: re.Match[str]) -> str:
-        if is_sensitive(match["name"]) and match["value"] != REDACTED:
-            return f"{match['name']}{match['sep']}{REDACTED}"
-        return match[0]
-
-    for pattern in _ASSIGNMENTS:
-        text = pattern.sub(pair, text)
+    spans: list[tuple[int, int]] = []
+    for match in _NAME_SEP.finditer(text):
+        if spans and match.start() < spans[-1][1]:
+            continue  # inside a value already redacted
+        value = _VALUE.match(text, match.end())
+        if value and is_sensitive(match["name"]) and value[0] != REDACTED:
+            spans.append(value.span())
+    for start, end in reversed(spans):
+        text = text[:start] + REDACTED + text[end:]
     return text
 
 
