@@ -248,6 +248,29 @@ def node_scripts() -> dict[str, dict[str, Any]]:
     return {"substrate": json.loads(json.dumps(POLKADOT)), "evm": json.loads(json.dumps(ETHEREUM))}
 
 
+def request_complete(received: bytes) -> bool:
+    """Whether a whole HTTP request (head and body) is in ``received``."""
+    head, sep, body = received.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(body) >= int(value)
+    return True
+
+
+def read_request(conn: socket.socket) -> bytes:
+    """Read one whole request: a server that closes with unread bytes resets the connection (RST)."""
+    received = b""
+    while not request_complete(received):
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        received += chunk
+    return received
+
+
 @pytest.fixture
 def raw_server() -> Iterator[Callable[[Callable[[socket.socket], None]], str]]:
     """A one-connection TCP server that answers with whatever ``answer(conn)`` sends: ``start(answer)`` → URL."""
@@ -265,7 +288,7 @@ def raw_server() -> Iterator[Callable[[Callable[[socket.socket], None]], str]]:
                 return
             with conn:
                 try:
-                    conn.recv(65536)
+                    read_request(conn)
                     answer(conn)
                 except OSError:
                     pass  # the client gave up

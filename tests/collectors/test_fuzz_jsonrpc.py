@@ -23,6 +23,7 @@ from dwellir_harvester.lib import validate_output
 from dwellir_harvester.lib.jsonrpc import JsonRpcError, jsonrpc_call
 from dwellir_harvester.lib.limits import MAX_MESSAGE
 from dwellir_harvester.lib.testing import run_collector
+from tests.collectors.conftest import read_request
 
 SECRET = "fuzz-rpc-secret"
 
@@ -51,12 +52,7 @@ class ScriptedNode:
             with conn:
                 conn.settimeout(2)
                 try:
-                    received = b""
-                    while b"\r\n\r\n" not in received:
-                        chunk = conn.recv(65536)
-                        if not chunk:
-                            break
-                        received += chunk
+                    read_request(conn)
                     with self.lock:
                         answer = self.answers.pop(0) if self.answers else self.default
                     conn.sendall(answer)

@@ -297,5 +297,5 @@ def test_an_answer_shorter_than_its_content_length_is_refused(raw_server):
     body = b'{"jsonrpc":"2.0","id":1,"result":null}'
     url = raw_server(_send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (len(body) + 10) + body))
 
-    with pytest.raises(JsonRpcTransportError, match="IncompleteRead"):
+    with pytest.raises(JsonRpcTransportError):  # IncompleteRead, or a reset when the server closes first
         jsonrpc_call(url, "system_chain", timeout=2)
