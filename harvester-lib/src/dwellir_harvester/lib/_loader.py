@@ -26,7 +26,7 @@ import logging
 import os
 import sys
 import types
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -299,7 +299,7 @@ def _canonical(name: str) -> str:
     return "-".join(part for part in name.lower().replace("_", "-").replace(".", "-").split("-") if part)
 
 
-def _find_entry_points(builtin_distribution: str | None) -> Iterator[CollectorSpec | LoadProblem]:
+def _find_entry_points(builtin_distribution: str | None, progress: Progress) -> Iterator[CollectorSpec | LoadProblem]:
     """Entry points of the group: those of ``builtin_distribution`` first (as ``builtin``), then the others."""
     from importlib.metadata import entry_points
 
@@ -321,6 +321,11 @@ def _find_entry_points(builtin_distribution: str | None) -> Iterator[CollectorSp
             namespace, where = "builtin", f"builtin:{ep.value}"
         else:
             namespace, where = dist, f"entry-point:{dist}[{ep.name}]"
+        if where in progress.skip:
+            yield _reject(where, progress.skip[where])
+            continue
+        if progress.before_import is not None:
+            progress.before_import(where)
         try:
             target = ep.load()
         except BaseException as err:  # noqa: BLE001 - one broken entry point never stops discovery
@@ -423,15 +428,32 @@ def check_plugin_dir(path: str | os.PathLike[str]) -> Path:
     return directory.resolve()
 
 
-def _find_in_dir(directory: Path) -> Iterator[CollectorSpec | LoadProblem]:
+class Progress(NamedTuple):
+    """How a caller follows discovery.
+
+    ``before_import(where)`` is called before each plugin is imported, and the plugins in ``skip``
+    (by ``where``, with the reason to report) are not imported at all: a worker uses both to name,
+    and then leave out, a plugin whose import hangs or crashes the interpreter.
+    """
+
+    before_import: Callable[[str], None] | None = None
+    skip: Mapping[str, str] = {}
+
+
+def _find_in_dir(directory: Path, progress: Progress) -> Iterator[CollectorSpec | LoadProblem]:
     package = _plugin_package(directory)
     for entry in plugin_files(directory):
         where = f"path:{entry}"
+        if where in progress.skip:
+            yield _reject(where, progress.skip[where])
+            continue
         targets = [entry, entry / "__init__.py"] if entry.is_dir() else [entry]
         reasons = [r for r in map(unsafe_reason, targets) if r]
         if reasons:
             yield _reject(where, f"refused: {reasons[0]}")
             continue
+        if progress.before_import is not None:
+            progress.before_import(where)
         try:
             module = _import_plugin(package, entry)
         except BaseException as err:  # noqa: BLE001
@@ -471,14 +493,30 @@ def load_collectors(
         PluginPathError: a path does not exist, is not a directory, or is writable by other users.
     """
     directories = [check_plugin_dir(p) for p in [*(env_plugin_paths() if env else []), *paths]]
+    return Registry(*discover_specs(directories, entry_points=entry_points, builtin_distribution=builtin_distribution))
+
+
+def discover_specs(
+    directories: Iterable[Path],
+    *,
+    entry_points: bool = True,
+    builtin_distribution: str | None = None,
+    progress: Progress | None = None,
+) -> tuple[list[CollectorSpec], list[LoadProblem]]:
+    """Everything discovery finds, in order (overridden collectors included), and the problems.
+
+    ``directories`` must have passed ``check_plugin_dir``. ``load_collectors`` merges the result
+    into a ``Registry``; a worker sends it to its parent, which merges the specs of every worker.
+    """
+    progress = progress or Progress()
     found: list[CollectorSpec | LoadProblem] = []
     if entry_points:
-        found.extend(_find_entry_points(builtin_distribution))
+        found.extend(_find_entry_points(builtin_distribution, progress))
     seen: set[Path] = set()
     for directory in directories:
         if directory not in seen:
             seen.add(directory)
-            found.extend(_find_in_dir(directory))
+            found.extend(_find_in_dir(directory, progress))
     specs = [item for item in found if isinstance(item, CollectorSpec)]
     problems = [item for item in found if isinstance(item, LoadProblem)]
-    return Registry(specs, problems)
+    return specs, problems
