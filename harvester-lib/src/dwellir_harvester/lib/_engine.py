@@ -47,6 +47,12 @@ _STRAGGLERS: dict[tuple[str, str], _Run] = {}
 _STRAGGLERS_LOCK = threading.Lock()
 
 
+def still_running(identities: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Those of the collector identities (source, name) whose run outlived its timeout and goes on."""
+    with _STRAGGLERS_LOCK:
+        return [identity for identity in identities if identity in _STRAGGLERS]
+
+
 def now_rfc3339() -> str:
     """The current time as RFC 3339 with an explicit UTC offset, to the millisecond."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")

@@ -1,0 +1,654 @@
+"""Run collectors in worker processes the harvester can kill.
+
+::
+
+    from dwellir_harvester.lib.isolation import WorkerPool, WorkerSource
+
+    with WorkerPool(memory_mb=1024) as pool:
+        registry = pool.discover([WorkerSource("main", paths=("/srv/plugins",))])
+        document = pool.harvest(["peers"], registry=registry, timeout=5)
+
+A collector runs in a worker (``python -m dwellir_harvester.lib.worker``) started with the
+interpreter and import path its source needs, never in the harvester's own interpreter. The
+harvester never waits on a worker past the collectors' timeouts:
+
+- a collector past its timeout is ``timeout``; a worker that still runs one afterwards, or stops
+  answering (a collector holding the GIL), is killed with its whole process group and replaced;
+- a worker that dies (a signal, ``os._exit``, the memory limit) fails only the collectors it had
+  not reported, each naming the cause; those collectors are *quarantined*: from the next harvest on
+  each runs alone in a worker of its own, so it cannot take the others down again;
+- a worker is limited in memory (its resident size, checked by the harvester, and its address space,
+  ``RLIMIT_AS``, capped at twice that plus 512 MB as a backstop) and runs at a lower priority
+  (``nice``), so collectors never starve the node they describe;
+- discovery runs in the worker too, under a timeout per plugin import: a plugin whose import hangs
+  or crashes becomes a problem naming its file, and discovery goes on without it.
+
+Workers are kept between harvests (a long-running harvester reuses them) until they are recycled
+after a crash, a timeout or growing past three quarters of the memory limit. Every child is reaped.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
+
+from ._collector import GenericCollector
+from ._engine import Outcome, Prepared, Selection, Timeouts, build_document, make_entry, now_rfc3339, prepare
+from ._errors import CollectorFailedError, DocumentValidationError
+from ._loader import CollectorSpec, LoadProblem, Registry, _read_meta
+from ._protocol import Channel, ProtocolError, check_hello
+from ._schema import SchemaLike, validate_output
+from ._types import STATUSES, Document, Entry
+from ._version import __version__
+from .limits import NotJSONError, describe_error, json_data, one_line
+
+__all__ = [
+    "DEFAULT_MEMORY_MB",
+    "WorkerError",
+    "WorkerPool",
+    "WorkerSource",
+]
+
+logger = logging.getLogger(__name__)
+
+#: A worker's memory limit unless told otherwise: generous, but finite.
+DEFAULT_MEMORY_MB = 1024
+#: How much lower than the harvester's a worker's scheduling priority is.
+DEFAULT_NICE = 10
+#: Seconds a worker may take to start and say hello.
+START_TIMEOUT = 15.0
+#: Seconds one plugin import may take in a worker's discovery.
+IMPORT_TIMEOUT = 30.0
+#: Seconds past the longest collector timeout before a worker that does not answer is killed.
+GRACE = 2.0
+#: A worker whose resident size passes this share of its memory limit is replaced after a harvest.
+HIGH_WATER = 0.75
+#: How often (seconds) the harvester checks a busy worker's resident size.
+POLL = 0.25
+_MAX_DISCOVERY_ATTEMPTS = 20
+
+
+class WorkerError(Exception):
+    """A worker that could not be started or used; the message says why, in one line."""
+
+
+class WorkerSource(NamedTuple):
+    """A group of collectors and the worker they need.
+
+    Attributes:
+        name: where the group comes from (``main``, or the drop-in file): what problems name.
+        paths: plugin directories to discover.
+        entry_points: discover installed entry points too.
+        builtin_distribution: the distribution whose entry points are the built-ins (see
+            ``load_collectors``).
+        python: the interpreter to start the worker with; None: the harvester's own.
+        python_path: directories put first on the worker's import path (``PYTHONPATH``).
+    """
+
+    name: str
+    paths: tuple[str, ...] = ()
+    entry_points: bool = True
+    builtin_distribution: str | None = None
+    python: str | None = None
+    python_path: tuple[str, ...] = ()
+
+
+# --- one worker process -------------------------------------------------------------------------
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+class _Process:
+    """One running worker: its process, its channel, and how it ended."""
+
+    def __init__(self, source: WorkerSource, memory_mb: int | None, nice: int, log_level: str) -> None:
+        self.source = source
+        self.memory_mb = memory_mb
+        python = source.python or sys.executable
+        parent, child = socket.socketpair()
+        env = dict(os.environ)
+        env["MALLOC_ARENA_MAX"] = "2"  # glibc's per-thread arenas would eat the address-space limit
+        if source.python_path:
+            env["PYTHONPATH"] = os.pathsep.join(source.python_path)
+        command = [python, "-m", "dwellir_harvester.lib.worker", "--fd", str(child.fileno())]
+        # The resident size is checked against memory_mb here; the address space (which counts thread
+        # stacks and mapped libraries too) is capped further out, as a backstop.
+        address_space = memory_mb * 2 + 512 if memory_mb else 0
+        command += ["--memory-mb", str(address_space), "--nice", str(nice), "--log-level", log_level]
+        try:
+            self.proc = subprocess.Popen(
+                command, pass_fds=[child.fileno()], start_new_session=True, stdin=subprocess.DEVNULL, env=env
+            )
+        except OSError as err:
+            parent.close()
+            raise WorkerError(f"cannot start a worker with {python}: {(err.strerror or str(err)).lower()}") from None
+        finally:
+            child.close()
+        self.channel = Channel(parent)
+        self.busy_since: float | None = None
+        try:
+            hello = self.receive(START_TIMEOUT)
+            if hello is None:
+                raise WorkerError(f"the worker ({python}) {self.ended()} before it said hello")
+            check_hello(hello, __version__)
+        except TimeoutError:
+            self.kill()
+            raise WorkerError(f"the worker ({python}) did not start within {START_TIMEOUT:g} s") from None
+        except ProtocolError as err:
+            self.kill()
+            raise WorkerError(f"the worker ({python}) cannot be used: {err}") from None
+        except WorkerError:
+            self.kill()
+            raise
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def send(self, message: dict[str, Any]) -> None:
+        try:
+            self.channel.send(message)
+        except OSError as err:
+            raise WorkerError(f"the worker {self.ended()}: {describe_error(err)}") from None
+
+    def receive(self, timeout: float | None) -> dict[str, Any] | None:
+        """The next message that is not a log record (those are emitted here), or None at the end."""
+        while True:
+            message = self.channel.receive(timeout)
+            if message is None or message["type"] != "log":
+                return message
+            _emit(message, self.source.name)
+
+    def rss_mb(self) -> float | None:
+        """The worker's resident size in MiB, read from /proc; None where that cannot be read."""
+        try:
+            with open(f"/proc/{self.pid}/status", encoding="ascii", errors="replace") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1]) / 1024
+        except (OSError, ValueError, IndexError):
+            return None
+        return None
+
+    def ended(self) -> str:
+        """How the worker ended (waiting a moment for its exit status): for messages."""
+        try:
+            code = self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            return "stopped answering"
+        if code < 0:
+            return f"was killed by signal {-code} ({_signal_name(-code)})"
+        return f"exited with status {code}"
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        """Kill the worker and everything it started (its process group), and reap it."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL is not refused
+            logger.error("worker %s did not end after SIGKILL", self.pid)
+        self.channel.close()
+
+    def close(self) -> None:
+        """Ask the worker to exit; kill it if it does not within a second."""
+        try:
+            self.channel.send({"type": "exit"})
+            self.proc.wait(timeout=1)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        self.kill()
+
+
+def _emit(message: Mapping[str, Any], source: str) -> None:
+    level = message.get("level")
+    name = message.get("name")
+    logging.getLogger(name if isinstance(name, str) and name else "dwellir_harvester.worker").log(
+        level if isinstance(level, int) and 0 < level <= 50 else logging.WARNING,
+        "%s",
+        one_line(message.get("message", "")),
+    )
+
+
+# --- stand-ins for collectors that live in a worker --------------------------------------------------
+
+
+class _InWorker(GenericCollector):
+    """Stands in the harvester for a collector that lives in a worker.
+
+    It has the collector's name, attributes and constructor signature (so options are checked
+    here), never its code.
+    """
+
+    def collect(self) -> dict[str, Any]:
+        """Never called: the collector runs in its worker."""
+        raise CollectorFailedError("this collector runs in a worker")
+
+
+_KINDS = {
+    "POSITIONAL_ONLY": inspect.Parameter.POSITIONAL_ONLY,
+    "POSITIONAL_OR_KEYWORD": inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    "VAR_POSITIONAL": inspect.Parameter.VAR_POSITIONAL,
+    "KEYWORD_ONLY": inspect.Parameter.KEYWORD_ONLY,
+    "VAR_KEYWORD": inspect.Parameter.VAR_KEYWORD,
+}
+
+
+def _stand_in(described: Mapping[str, Any]) -> CollectorSpec:
+    """A spec whose class stands for the described collector; ``ValueError`` if the description is bad."""
+    name, source, namespace = described["name"], described["source"], described["namespace"]
+    if not all(isinstance(v, str) for v in (name, source, namespace)):
+        raise ValueError("a collector description without a name, source or namespace")
+    parameters = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    for parameter, kind, required in described.get("parameters") or []:
+        default = inspect.Parameter.empty if required or kind.startswith("VAR_") else None
+        parameters.append(inspect.Parameter(str(parameter), _KINDS[kind], default=default))
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:  # noqa: N807
+        raise CollectorFailedError("this collector runs in a worker")
+
+    __init__.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    attributes = {
+        "NAME": name,
+        "VERSION": described.get("version"),
+        "COLLECTOR_TYPE": described.get("collector_type"),
+        "TIMEOUT": described.get("timeout"),
+        "__init__": __init__,
+        "__module__": __name__,
+        "__doc__": f"{name} from {source}, in a worker",
+    }
+    cls = type(f"InWorker[{name}]", (_InWorker,), attributes)
+    meta = _read_meta(cls)
+    if isinstance(meta, str):
+        raise ValueError(f"collector {name!r} {meta}")
+    return CollectorSpec(name, cls, namespace, source, meta=meta)
+
+
+# --- the pool -------------------------------------------------------------------------------------
+
+
+class _Group(NamedTuple):
+    """The collectors of one harvest that run in one worker."""
+
+    worker_key: str
+    source: WorkerSource
+    requests: list[Prepared]
+
+
+class WorkerPool:
+    """Workers for collector sources: discovery and harvests in processes the harvester can kill.
+
+    Args:
+        memory_mb: each worker's memory limit in MiB (None: none).
+        nice: how much lower each worker's scheduling priority is.
+        log_level: the lowest level of the workers' log records to emit here.
+        import_timeout: seconds one plugin import may take during discovery.
+    """
+
+    def __init__(
+        self,
+        *,
+        memory_mb: int | None = DEFAULT_MEMORY_MB,
+        nice: int = DEFAULT_NICE,
+        log_level: str = "WARNING",
+        import_timeout: float = IMPORT_TIMEOUT,
+    ) -> None:
+        self.memory_mb, self.nice, self.log_level, self.import_timeout = memory_mb, nice, log_level, import_timeout
+        #: Collectors (by identity) that killed their worker: each runs alone from then on.
+        self.quarantined: set[tuple[str, str]] = set()
+        self._sources: dict[str, WorkerSource] = {}
+        self._owner: dict[tuple[str, str], str] = {}
+        self._skips: dict[str, dict[str, str]] = {}
+        self._workers: dict[str, _Process] = {}
+        self._lock = threading.Lock()
+        self._run_ids = iter(range(1, 1 << 62))
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop every worker (asking first, then killing) and reap them."""
+        with self._lock:
+            workers, self._workers = list(self._workers.values()), {}
+        for worker in workers:
+            worker.close()
+
+    def worker_pids(self) -> list[int]:
+        """The process ids of the live workers (for tests and metrics)."""
+        with self._lock:
+            return [w.pid for w in self._workers.values() if w.alive()]
+
+    # --- discovery --------------------------------------------------------------------------------
+
+    def discover(self, sources: Iterable[WorkerSource]) -> Registry:
+        """Discover every source in a worker of its own and merge what they found, in order.
+
+        A source whose worker cannot start or be used is a problem naming the source; a plugin
+        whose import hangs or crashes its worker is a problem naming the plugin, and discovery of
+        that source goes on without it.
+        """
+        specs: list[CollectorSpec] = []
+        problems: list[LoadProblem] = []
+        for source in sources:
+            self._sources[source.name] = source
+            try:
+                found, trouble = self._discover(source)
+            except WorkerError as err:
+                problems.append(LoadProblem(source.name, one_line(err)))
+                logger.warning("collector source %s: %s", source.name, one_line(err))
+                continue
+            problems += trouble
+            for spec in found:
+                self._owner[spec.identity] = source.name
+            specs += found
+        return Registry(specs, problems)
+
+    def _discover(self, source: WorkerSource) -> tuple[list[CollectorSpec], list[LoadProblem]]:
+        skip = dict(self._skips.get(source.name, {}))
+        for _ in range(_MAX_DISCOVERY_ATTEMPTS):
+            self._retire(source.name)
+            worker = _Process(source, self.memory_mb, self.nice, self.log_level)
+            answer = self._discovery_answer(worker, source, skip)
+            if answer is None:
+                continue  # a plugin was left out: try again without it
+            self._skips[source.name] = skip
+            with self._lock:
+                self._workers[source.name] = worker
+            specs = []
+            problems = [LoadProblem(str(p.get("where")), one_line(p.get("problem"))) for p in answer["problems"]]
+            for described in answer["specs"]:
+                try:
+                    specs.append(_stand_in(described))
+                except (KeyError, TypeError, ValueError) as err:
+                    problems.append(LoadProblem(source.name, f"the worker described a collector badly: {err}"))
+            for problem in problems:
+                logger.warning("skipping collector plugin %s: %s", problem.where, problem.message)
+            return specs, problems
+        raise WorkerError(f"discovery left out {len(skip)} plugins and still did not finish; giving up")
+
+    def _discovery_answer(self, worker: _Process, source: WorkerSource, skip: dict[str, str]) -> dict[str, Any] | None:
+        """The worker's ``discovered`` message, or None after adding the plugin that broke it to ``skip``."""
+        message = {
+            "type": "discover",
+            "paths": list(source.paths),
+            "entry_points": source.entry_points,
+            "builtin_distribution": source.builtin_distribution,
+            "skip": skip,
+        }
+        worker.send(message)
+        importing: str | None = None
+        while True:
+            try:
+                answer = worker.receive(self.import_timeout)
+            except TimeoutError:
+                worker.kill()
+                if importing is None:
+                    raise WorkerError(f"discovery did not answer within {self.import_timeout:g} s") from None
+                skip[importing] = f"importing it did not finish within {self.import_timeout:g} s (left out)"
+                logger.warning("collector plugin %s: %s", importing, skip[importing])
+                return None
+            except ProtocolError as err:
+                worker.kill()
+                raise WorkerError(f"the worker broke the protocol: {err}") from None
+            if answer is None:
+                cause = worker.ended()
+                worker.kill()
+                if importing is None:
+                    raise WorkerError(f"the worker {cause} during discovery")
+                skip[importing] = f"importing it ended the worker: it {cause} (left out)"
+                logger.warning("collector plugin %s: %s", importing, skip[importing])
+                return None
+            if answer["type"] == "importing":
+                importing = str(answer.get("where"))
+            elif answer["type"] == "discovered":
+                if not isinstance(answer.get("specs"), list) or not isinstance(answer.get("problems"), list):
+                    worker.kill()
+                    raise WorkerError("the worker sent a malformed discovery")
+                return answer
+            elif answer["type"] == "error":
+                worker.kill()
+                raise WorkerError(f"the worker could not discover: {one_line(answer.get('message'))}")
+
+    def _retire(self, key: str) -> None:
+        with self._lock:
+            worker = self._workers.pop(key, None)
+        if worker is not None:
+            worker.close()
+
+    # --- harvests -----------------------------------------------------------------------------------
+
+    def harvest(
+        self,
+        selection: Selection,
+        *,
+        registry: Registry,
+        exclude: Iterable[str] = (),
+        options: Mapping[str, Mapping[str, Any]] | None = None,
+        timeout: Timeouts = None,
+        validate: bool = True,
+        schema: SchemaLike = None,
+        harvester_version: str | None = None,
+        host_collector: str | None = None,
+    ) -> Document:
+        """Run the selected collectors in their workers, concurrently, and return the document.
+
+        Takes the arguments of ``dwellir_harvester.lib.harvest`` (``registry`` must come from
+        this pool's ``discover``) and raises what it raises, before anything runs.
+        """
+        prepared = prepare(selection, registry=registry, exclude=exclude, options=options, timeout=timeout)
+        collection_time = now_rfc3339()
+        started = time.monotonic()
+        found: dict[str, Entry] = {}
+        threads = []
+        for group in self._groups(prepared):
+            thread = threading.Thread(
+                target=lambda g=group: found.update(self._run_group(g, validate)),
+                name=f"worker-run:{group.worker_key}",
+                daemon=True,
+            )
+            thread.start()
+            threads.append(thread)
+        for thread in threads:
+            thread.join()
+        entries = {request.key: found[request.key] for request in prepared}
+        document = build_document(
+            entries, collection_time, time.monotonic() - started, harvester_version, host_collector=host_collector
+        )
+        if validate:
+            try:
+                validate_output(document, schema)
+            except DocumentValidationError as err:
+                err.document = document
+                raise
+        return document
+
+    def _groups(self, prepared: Sequence[Prepared]) -> Iterator[_Group]:
+        shared: dict[str, list[Prepared]] = {}
+        for request in prepared:
+            owner = self._owner.get(request.spec.identity)
+            if owner is None:
+                raise ValueError(f"collector {request.key!r} was not discovered by this pool")
+            if request.spec.identity in self.quarantined:
+                source, name = request.spec.identity
+                yield _Group(f"alone:{owner}:{source}::{name}", self._sources[owner], [request])
+            else:
+                shared.setdefault(owner, []).append(request)
+        for owner, requests in shared.items():
+            yield _Group(owner, self._sources[owner], requests)
+
+    def _worker_for(self, group: _Group) -> _Process:
+        with self._lock:
+            worker = self._workers.get(group.worker_key)
+        if worker is not None and worker.alive():
+            return worker
+        if worker is not None:
+            self._retire(group.worker_key)
+        if group.worker_key == group.source.name:
+            self._discover(group.source)  # a fresh worker, knowing the same collectors
+            with self._lock:
+                return self._workers[group.worker_key]
+        worker = _Process(group.source, self.memory_mb, self.nice, self.log_level)
+        answer = self._discovery_answer(worker, group.source, dict(self._skips.get(group.source.name, {})))
+        if answer is None:
+            raise WorkerError("its worker could not discover the collector again")
+        with self._lock:
+            self._workers[group.worker_key] = worker
+        return worker
+
+    def _run_group(self, group: _Group, validate: bool) -> dict[str, Entry]:
+        started, collection_time = time.monotonic(), now_rfc3339()
+        pending = {request.key: request for request in group.requests}
+        entries: dict[str, Entry] = {}
+
+        def settle(status: Any, message: str) -> None:
+            for request in pending.values():
+                outcome = Outcome(status, {}, [message])
+                entries[request.key] = make_entry(request.spec, outcome, collection_time, 0.0, request.key)
+            pending.clear()
+
+        try:
+            worker = self._worker_for(group)
+            run_id = next(self._run_ids)
+            worker.send(
+                {
+                    "type": "run",
+                    "id": run_id,
+                    "validate": validate,
+                    "requests": [_request(r) for r in group.requests],
+                }
+            )
+        except WorkerError as err:
+            settle("failed", f"its worker cannot run: {one_line(err)}")
+            return entries
+        # The worker reports a collector's timeout itself; one that has not a grace period later has
+        # stopped answering (a collector holding the GIL, a blocking C call): it is killed.
+        deadlines = {request.key: started + request.timeout + GRACE for request in group.requests}
+        stragglers: list[str] | None = None
+        while pending or stragglers is None:
+            now = time.monotonic()
+            overdue = [pending[key] for key in pending if deadlines[key] <= now]
+            if overdue or (not pending and now > max(deadlines.values()) + GRACE):
+                worker.kill()
+                self._quarantine(overdue)
+                for request in overdue:
+                    pending.pop(request.key)
+                    waited = deadlines[request.key] - started
+                    outcome = Outcome(
+                        "timeout", {}, [f"its worker stopped answering within {waited:g} s and was killed"]
+                    )
+                    entries[request.key] = make_entry(request.spec, outcome, collection_time, waited, request.key)
+                culprits = ", ".join(request.key for request in overdue) or "its worker"
+                settle("failed", f"its worker was killed because {culprits} made it stop answering")
+                break
+            remaining = min([deadlines[key] for key in pending] or [max(deadlines.values()) + GRACE]) - now
+            try:
+                message = worker.receive(min(remaining, POLL))
+            except TimeoutError:
+                rss = worker.rss_mb()
+                if self.memory_mb and rss is not None and rss > self.memory_mb:
+                    worker.kill()
+                    self._quarantine(pending.values())
+                    settle(
+                        "failed",
+                        f"its worker exceeded the memory limit of {self.memory_mb} MB ({rss:.0f} MB resident) "
+                        "while this collector was running",
+                    )
+                    break
+                continue
+            except ProtocolError as err:
+                worker.kill()
+                settle("failed", f"its worker broke the protocol: {one_line(err)}")
+                break
+            if message is None:
+                cause = worker.ended()
+                code = worker.proc.returncode
+                killed = code is not None and -code in (signal.SIGKILL, signal.SIGABRT, signal.SIGSEGV)
+                limit = f" (its memory limit is {self.memory_mb} MB)" if self.memory_mb and killed else ""
+                self._quarantine(pending.values())
+                settle("failed", f"its worker {cause} while this collector was running{limit}")
+                worker.kill()
+                break
+            if message["type"] == "entry" and message.get("id") == run_id and message.get("key") in pending:
+                request = pending.pop(message["key"])
+                entries[request.key] = _checked_entry(request, message.get("entry"), collection_time)
+            elif message["type"] == "done" and message.get("id") == run_id:
+                stragglers = [str(k) for k in message.get("stragglers") or []]
+                if pending:  # a worker that says done with collectors unreported broke the protocol
+                    settle("failed", "its worker finished without reporting this collector")
+            elif message["type"] == "error":
+                settle("failed", f"its worker refused the request: {one_line(message.get('message'))}")
+                stragglers = []
+        if stragglers:
+            logger.warning(
+                "collectors %s are still running past their timeout; replacing their worker", ", ".join(stragglers)
+            )
+            self._retire(group.worker_key)
+        elif worker.alive() and self.memory_mb:
+            rss = worker.rss_mb()
+            if rss is not None and rss > HIGH_WATER * self.memory_mb:
+                logger.info("worker %s holds %.0f MB; replacing it", group.worker_key, rss)
+                self._retire(group.worker_key)
+        if not worker.alive():
+            with self._lock:
+                if self._workers.get(group.worker_key) is worker:
+                    del self._workers[group.worker_key]
+        return entries
+
+    def _quarantine(self, requests: Iterable[Prepared]) -> None:
+        for request in requests:
+            if request.spec.identity not in self.quarantined:
+                logger.warning(
+                    "collector %s (%s) killed its worker: it runs alone from now on", request.key, request.spec.source
+                )
+                self.quarantined.add(request.spec.identity)
+
+
+def _request(request: Prepared) -> dict[str, Any]:
+    spec = request.spec
+    return {
+        "key": request.key,
+        "source": spec.source,
+        "name": spec.name,
+        "options": dict(request.options),
+        "timeout": request.timeout,
+    }
+
+
+def _checked_entry(request: Prepared, entry: Any, collection_time: str) -> Entry:
+    """Rebuild an entry from a worker around the harvester's own spec.
+
+    A worker only says what happened: the status, the data, the messages, when and how long.
+    """
+    try:
+        meta, data = entry["meta"], entry["data"]
+        status = meta["status"]
+        if status not in STATUSES or not isinstance(data, dict) or not isinstance(meta["errors"], list):
+            raise ValueError("not an entry")
+        outcome = Outcome(status, json_data(data), [str(e) for e in meta["errors"]])
+        duration = float(meta["duration_ms"]) / 1000
+        when = meta["collection_time"] if isinstance(meta["collection_time"], str) else collection_time
+    except (KeyError, TypeError, ValueError, NotJSONError):
+        outcome, duration, when = Outcome("failed", {}, ["its worker sent a malformed entry"]), 0.0, collection_time
+    return make_entry(request.spec, outcome, when, duration, request.key)
