@@ -317,3 +317,21 @@ def test_no_warning_is_logged_for_a_successful_run(caplog):
     caplog.set_level(logging.WARNING)
     harvest([Fine])
     assert not caplog.records
+
+
+def test_problems_are_reported_in_the_document_bounded_and_declared_by_the_schema(validate_document):
+    problems = [
+        {"where": "/etc/dwellir-harvester/config.d/bad.yaml", "problem": "not valid YAML at line 3"},
+        {"where": "x" * 5000, "problem": "line one\nline two " + "y" * 5000},
+    ]
+    document = harvest([Fine], problems=problems)
+
+    validate_document(document)
+    reported = document["harvester"]["problems"]
+    assert reported[0] == problems[0]
+    assert all("\n" not in p["problem"] and len(p["problem"]) <= MAX_MESSAGE for p in reported)
+    assert "problems" not in harvest([Fine])["harvester"]  # the SDK reports them only when told
+    bad = json.loads(json.dumps(document))
+    bad["harvester"]["problems"] = [{"where": "x"}]
+    with pytest.raises(Exception, match="problem"):
+        validate_output(bad)

@@ -6,6 +6,7 @@ stays within the timeouts plus a small margin; no worker outlives what it was do
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -221,3 +222,31 @@ def test_the_same_harvest_in_threads_and_in_workers_gives_the_same_document_shap
         meta.pop("collection_time"), meta.pop("duration_ms")
         document["collectors"]["good"]["data"].pop("pid")
     assert threaded["collectors"] == isolated["collectors"]
+
+
+FAKE_WORKER = """#!{python}
+import json, socket, sys
+fd = int(sys.argv[sys.argv.index("--fd") + 1])
+sock = socket.socket(fileno=fd)
+sock.sendall(json.dumps({{"type": "hello", "protocol": {protocol}, "sdk": "9.9.9", "pid": 1}}).encode() + b"\\n")
+sock.recv(1)
+"""
+
+
+@pytest.mark.parametrize(("protocol", "accepted"), [([2, 0], False), ([0, 9], False), ([1, 7], None)])
+def test_a_worker_of_another_protocol_major_version_is_refused_naming_both(pool, tmp_path, protocol, accepted):
+    fake = tmp_path / "python-of-another-sdk"
+    fake.write_text(FAKE_WORKER.format(python=sys.executable, protocol=json.dumps(protocol)))
+    fake.chmod(0o755)
+
+    registry = pool.discover([WorkerSource("charm", python=str(fake))])
+
+    [problem] = registry.problems
+    if accepted is False:
+        assert (
+            f"the worker speaks protocol {protocol[0]}.{protocol[1]} (dwellir-harvester-lib 9.9.9)" in problem.message
+        )
+        assert "this harvester speaks 1.0 (dwellir-harvester-lib " in problem.message
+    else:  # a newer minor version is spoken to; this fake then goes away without discovering
+        assert "speaks protocol" not in problem.message
+        assert "during discovery" in problem.message

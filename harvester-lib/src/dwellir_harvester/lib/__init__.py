@@ -36,7 +36,8 @@ Harvesting
     ``CollectorOptionError``.
 
 The document, typed
-    ``Document``, ``Entry``, ``EntryMeta`` (``TypedDict``), ``Status`` (a ``Literal`` of
+    ``Document``, ``HarvesterSection``, ``Entry``, ``EntryMeta``, ``Problem`` (``TypedDict``),
+    ``Status`` (a ``Literal`` of
     ``success``, ``partial``, ``failed``, ``timeout``), ``STATUSES`` and ``FAILING`` (the statuses
     that mean no usable data).
 
@@ -64,7 +65,7 @@ from ._errors import (
 )
 from ._loader import CollectorSpec, Registry, load_collectors
 from ._schema import bundled_schema_path, is_rfc3339, validate_output
-from ._types import FAILING, STATUSES, Document, Entry, EntryMeta, Status
+from ._types import FAILING, STATUSES, Document, Entry, EntryMeta, HarvesterSection, Problem, Status
 from ._version import __version__
 
 __all__ = [
@@ -83,7 +84,9 @@ __all__ = [
     "Entry",
     "EntryMeta",
     "GenericCollector",
+    "HarvesterSection",
     "PluginPathError",
+    "Problem",
     "Registry",
     "Status",
     "UnknownCollectorError",

@@ -27,7 +27,7 @@ from ._errors import (
 )
 from ._loader import CollectorSpec, Registry, load_collectors, spec_for_class
 from ._schema import SchemaLike, schema_errors, validate_output
-from ._types import FAILING, Document, Entry, EntryMeta, Status
+from ._types import FAILING, Document, Entry, EntryMeta, HarvesterSection, Problem, Status
 from ._version import __version__
 from .limits import MAX_MESSAGE, NotJSONError, describe_error, json_data, one_line, seconds
 from .redact import redact_text
@@ -286,6 +286,7 @@ def build_document(
     harvester_version: str | None = None,
     *,
     host_collector: str | None = None,
+    problems: Iterable[Problem] | None = None,
 ) -> Document:
     """The harvest document around finished entries.
 
@@ -296,6 +297,8 @@ def build_document(
         harvester_version: the version reported as ``harvester-version`` (default: the SDK's).
         host_collector: the collector (by name) whose data the top-level ``host`` repeats; ``{}``
             when it is None or did not run.
+        problems: what was left out of the harvest, reported as ``harvester.problems``; None
+            leaves the key out.
 
     Returns:
         The document.
@@ -304,16 +307,17 @@ def build_document(
     if host_collector is not None:
         found = next((e for e in entries.values() if e["meta"]["collector_name"] == host_collector), None)
         host = dict(found["data"]) if found is not None else {}
-    return {
-        "harvester": {
-            "harvester-version": harvester_version or __version__,
-            "collection_time": collection_time,
-            "collectors_used": list(entries),
-            "duration_ms": round(duration * 1000, 3),
-        },
-        "host": host,
-        "collectors": dict(entries),
+    harvester: HarvesterSection = {
+        "harvester-version": harvester_version or __version__,
+        "collection_time": collection_time,
+        "collectors_used": list(entries),
+        "duration_ms": round(duration * 1000, 3),
     }
+    if problems is not None:
+        harvester["problems"] = [
+            {"where": one_line(p["where"], 500) or "?", "problem": one_line(p["problem"]) or "?"} for p in problems
+        ]
+    return {"harvester": harvester, "host": host, "collectors": dict(entries)}
 
 
 def collector_statuses(document: Document | Mapping[str, Any]) -> dict[str, Status]:
@@ -398,6 +402,7 @@ def harvest(
     schema: SchemaLike = None,
     harvester_version: str | None = None,
     host_collector: str | None = None,
+    problems: Iterable[Problem] | None = None,
     collectors: Registry | None = None,
 ) -> Document:
     """Run the selected collectors concurrently and return the harvest document.
@@ -416,6 +421,8 @@ def harvest(
         harvester_version: the ``harvester-version`` to report (default: the SDK's version).
         host_collector: the collector whose data the top-level ``host`` repeats (the runner passes
             ``"host"``); None leaves ``host`` empty.
+        problems: what the caller left out (config files, plugins), reported as
+            ``harvester.problems``; None leaves the key out.
         collectors: the old name of ``registry``; deprecated, to be removed in 0.3.
 
     Returns:
@@ -441,7 +448,12 @@ def harvest(
     finished = dict(run_prepared(prepared, validate))
     entries = {request.key: finished[request.key] for request in prepared}
     document = build_document(
-        entries, collection_time, time.monotonic() - started, harvester_version, host_collector=host_collector
+        entries,
+        collection_time,
+        time.monotonic() - started,
+        harvester_version,
+        host_collector=host_collector,
+        problems=problems,
     )
     if validate:
         try:

@@ -34,9 +34,16 @@ class Entry(TypedDict):
     data: dict[str, Any]
 
 
+class Problem(TypedDict):
+    """Something left out of a harvest (a config file, a plugin, a worker) and why, in one line."""
+
+    where: str
+    problem: str
+
+
 # ``harvester-version`` is not an identifier, so the section is declared in the functional form.
-HarvesterSection = TypedDict(
-    "HarvesterSection",
+_HarvesterRequired = TypedDict(
+    "_HarvesterRequired",
     {
         "harvester-version": str,
         "collection_time": str,
@@ -44,6 +51,12 @@ HarvesterSection = TypedDict(
         "duration_ms": float,
     },
 )
+
+
+class HarvesterSection(_HarvesterRequired, total=False):
+    """The document's ``harvester`` section; the runner always adds ``problems`` (possibly empty)."""
+
+    problems: list[Problem]
 
 
 class Document(TypedDict):

@@ -47,7 +47,7 @@ from ._errors import CollectorFailedError, DocumentValidationError
 from ._loader import CollectorSpec, LoadProblem, Registry, _read_meta
 from ._protocol import Channel, ProtocolError, check_hello
 from ._schema import SchemaLike, validate_output
-from ._types import STATUSES, Document, Entry
+from ._types import STATUSES, Document, Entry, Problem
 from ._version import __version__
 from .limits import NotJSONError, describe_error, json_data, one_line
 
@@ -168,7 +168,12 @@ class _Process:
     def receive(self, timeout: float | None) -> dict[str, Any] | None:
         """The next message that is not a log record (those are emitted here), or None at the end."""
         while True:
-            message = self.channel.receive(timeout)
+            try:
+                message = self.channel.receive(timeout)
+            except TimeoutError:
+                raise
+            except OSError:  # reset by a worker that died with our request unread: the same as its end
+                return None
             if message is None or message["type"] != "log":
                 return message
             _emit(message, self.source.name)
@@ -451,6 +456,7 @@ class WorkerPool:
         schema: SchemaLike = None,
         harvester_version: str | None = None,
         host_collector: str | None = None,
+        problems: Iterable[Problem] | None = None,
     ) -> Document:
         """Run the selected collectors in their workers, concurrently, and return the document.
 
@@ -474,7 +480,12 @@ class WorkerPool:
             thread.join()
         entries = {request.key: found[request.key] for request in prepared}
         document = build_document(
-            entries, collection_time, time.monotonic() - started, harvester_version, host_collector=host_collector
+            entries,
+            collection_time,
+            time.monotonic() - started,
+            harvester_version,
+            host_collector=host_collector,
+            problems=problems,
         )
         if validate:
             try:
