@@ -38,7 +38,7 @@ import workload
 from charmlibs import systemd
 
 from dwellir_harvester.charm import Harvester
-from dwellir_harvester.lib import PluginPathError, load_collectors
+from dwellir_harvester.lib import PluginPathError, files, load_collectors
 from dwellir_harvester.lib.redact import REDACTED, is_sensitive, redact_url
 
 logger = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class HarvesterExampleCharm(ops.CharmBase):
         )
         # The drop-in as it is before any handler runs (the Harvester's run before the charm's),
         # then what the Harvester should wire in this hook.
-        self._dropin_before = workload.read_bytes(self.harvester.dropin_path)
+        self._dropin_before = files.read_bytes(self.harvester.dropin_path)
         self.harvester.collectors, self.harvester.collector_options = self._wiring()
         # After the Harvester's handlers: the drop-in is written before the daemon (re)starts.
         for event in (on.install, on.start, on.upgrade_charm, on.config_changed, on.secret_changed):
@@ -169,7 +169,7 @@ class HarvesterExampleCharm(ops.CharmBase):
             self._service_problem = f"cannot create the service user: {err}"
             logger.error("%s", self._service_problem)
             return
-        unit_changed = workload.write_file(
+        unit_changed = files.write_if_changed(
             self.paths.unit_file, workload.render_unit(self.charm_dir, self.paths).encode(), 0o644
         )
         if unit_changed:
@@ -178,7 +178,7 @@ class HarvesterExampleCharm(ops.CharmBase):
                 self._systemctl("daemon-reload", systemd.daemon_reload)
                 and self._systemctl("enable", systemd.service_enable, workload.SERVICE)
             ):
-                workload.remove_file(self.paths.unit_file)  # so that the next hook tries again
+                files.remove(self.paths.unit_file)  # so that the next hook tries again
                 return
         if isinstance(event, (ops.InstallEvent, ops.UpgradeCharmEvent)):
             self.unit.set_workload_version(workload.runner_version())
@@ -187,7 +187,7 @@ class HarvesterExampleCharm(ops.CharmBase):
             logger.warning("not applying the config: %s", "; ".join(self.problems))
         else:
             rebind, config_changed, tokens_changed = self._write_config(user)
-        dropin_changed = workload.read_bytes(self.harvester.dropin_path) != self._dropin_before
+        dropin_changed = files.read_bytes(self.harvester.dropin_path) != self._dropin_before
         if not self.paths.main_config.exists():
             return  # nothing good to start the daemon with yet
         if not self.running:
@@ -204,14 +204,14 @@ class HarvesterExampleCharm(ops.CharmBase):
         old = (previous.get("host"), previous.get("port")) if isinstance(previous, dict) else None
         tokens_changed = False
         if tokens is not None:  # the token file first, so that the config never names a missing one
-            tokens_changed = workload.write_file(paths.token_file, workload.render_tokens(tokens), 0o640, user.gid)
+            tokens_changed = files.write_if_changed(paths.token_file, workload.render_tokens(tokens), 0o640, user.gid)
             if tokens_changed:
                 logger.info("wrote %s (%d tokens)", paths.token_file, len(tokens))
         content = workload.render_config(settings, paths, auth=tokens is not None)
-        config_changed = workload.write_file(paths.main_config, content, 0o644)
+        config_changed = files.write_if_changed(paths.main_config, content, 0o644)
         if config_changed:
             logger.info("wrote %s", paths.main_config)
-        if tokens is None and workload.remove_file(paths.token_file):
+        if tokens is None and files.remove(paths.token_file):
             tokens_changed = True
             logger.info("removed %s: the daemon requires no token now", paths.token_file)
         rebind = old is not None and old != (settings.host, settings.port)
@@ -222,11 +222,11 @@ class HarvesterExampleCharm(ops.CharmBase):
         if self.paths.unit_file.exists():
             self._systemctl("stop", systemd.service_stop, workload.SERVICE)
             self._systemctl("disable", systemd.service_disable, workload.SERVICE)
-        if workload.remove_file(self.paths.unit_file):
+        if files.remove(self.paths.unit_file):
             logger.info("removed %s", self.paths.unit_file)
             self._systemctl("daemon-reload", systemd.daemon_reload)
         for path in (self.paths.main_config, self.paths.token_file):
-            if workload.remove_file(path):
+            if files.remove(path):
                 logger.info("removed %s", path)
 
     def _on_collect_status(self, event: ops.CollectStatusEvent) -> None:

@@ -22,7 +22,6 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from dwellir_harvester.lib.files import sync_dir, write_atomic
 from dwellir_harvester.lib.redact import redact_url
 
 ROOT_ENV = "HARVESTER_EXAMPLE_ROOT"
@@ -97,49 +96,6 @@ class Paths:
 
 
 # --- files -------------------------------------------------------------------------------------
-
-
-def write_file(path: Path, content: bytes, mode: int, group: int | None = None) -> bool:
-    """Make ``path`` hold ``content`` with ``mode`` (and ``group``); True when the content was written.
-
-    A file that already holds ``content`` is not rewritten (its inode and mtime stay), only its
-    mode and group are corrected if needed. Otherwise the new content goes to a temporary file in
-    the same directory that gets its mode and group before any byte is written, then is synced and
-    renamed over ``path``, so a reader sees the old file or the new one, never half of one, and
-    never a copy readable by others.
-    """
-    try:
-        same = path.read_bytes() == content
-    except FileNotFoundError:
-        same = False
-    if same:
-        st = path.stat()
-        if st.st_mode & 0o7777 != mode:
-            os.chmod(path, mode)
-        if group is not None and st.st_gid != group:
-            os.chown(path, -1, group)
-        return False
-    path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-    write_atomic(path, content, mode, group)
-    return True
-
-
-def remove_file(path: Path) -> bool:
-    """Remove ``path``; True when it existed."""
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        return False
-    sync_dir(path.parent)
-    return True
-
-
-def read_bytes(path: Path) -> bytes | None:
-    """The file's content, or None when it does not exist."""
-    try:
-        return path.read_bytes()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
 
 
 def read_wiring(dropin: bytes | None) -> tuple[list[str], dict[str, dict[str, Any]]] | None:

@@ -11,9 +11,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
-from dwellir_harvester.lib import CollectorSpec, GenericCollector
+from dwellir_harvester.lib import CollectorSpec, GenericCollector, files
 
-from . import _files
 from ._version import __version__
 
 JUJU_CHARM = "juju-charm"
@@ -99,12 +98,13 @@ def write_result_file(directory: Path, unit: str, text: str) -> Path:
     ``KEEP_RESULT_FILES`` are removed.
     """
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if directory.stat().st_uid == os.geteuid():
-        _files.ensure_mode(directory, 0o700)
+    st = directory.stat()
+    if st.st_uid == os.geteuid() and st.st_mode & 0o7777 != 0o700:
+        os.chmod(directory, 0o700)
     prefix = unit.replace("/", "-") + "."
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
     path = directory / f"{prefix}{stamp}.json"
-    _files.write_atomic(path, text.encode("utf-8"), 0o600)
+    files.write_atomic(path, text.encode("utf-8"), 0o600)
     prune_result_files(directory, unit, keep=KEEP_RESULT_FILES)
     return path
 
@@ -120,9 +120,9 @@ def result_files(directory: Path, unit: str) -> list[Path]:
 
 
 def prune_result_files(directory: Path, unit: str, keep: int) -> None:
-    files = result_files(directory, unit)
-    for old in files[: max(0, len(files) - keep)]:
-        _files.remove(old)
+    found = result_files(directory, unit)
+    for old in found[: max(0, len(found) - keep)]:
+        files.remove(old)
 
 
 def default_selection(own: Sequence[str], available: Sequence[str]) -> list[str]:

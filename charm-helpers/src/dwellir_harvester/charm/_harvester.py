@@ -17,12 +17,13 @@ from dwellir_harvester.lib import (
     CollectorSpec,
     DocumentValidationError,
     PluginPathError,
+    files,
     harvest,
     load_collectors,
     overall_status,
 )
 
-from . import _action, _files, _snapshot, _wiring
+from . import _action, _snapshot, _wiring
 from ._redirect import ACTIVE
 
 logger = logging.getLogger(__name__)
@@ -194,14 +195,14 @@ class Harvester(ops.Object):
             logger.warning("harvester: %s", warning)
         if wiring.error:
             logger.error("harvester: cannot wire the charm's collectors in: %s", wiring.error)
-            changed = _files.remove(self.dropin_path)
+            changed = files.remove(self.dropin_path)
             if changed:
                 logger.info("removed %s", self.dropin_path)
         else:
             content = _wiring.render_dropin(
                 self.model.app.name, self.framework.meta.name, wiring, self.collector_options
             )
-            changed = self._write_if_changed(self.dropin_path, content, 0o644)
+            changed = files.write_if_changed(self.dropin_path, content, 0o644)
             if changed:
                 logger.info("wrote %s (collectors: %s)", self.dropin_path, ", ".join(wiring.names) or "none")
         if changed:
@@ -213,11 +214,11 @@ class Harvester(ops.Object):
         """Write the Juju context snapshot when its content (all but ``updated``) changed; True if written."""
         snapshot = _snapshot.build(self.charm)
         path = self.snapshot_path
-        if _snapshot.same_content(_files.read_bytes(path), snapshot):
-            _files.ensure_mode(path, 0o644)
+        previous = files.read_bytes(path)
+        if previous is not None and _snapshot.same_content(previous, snapshot):
+            files.write_if_changed(path, previous, 0o644)  # the same bytes: fixes the mode, nothing else
             return False
-        _files.make_dir(path.parent)
-        _files.write_atomic(path, _snapshot.render(snapshot), 0o644)
+        files.write_if_changed(path, _snapshot.render(snapshot), 0o644)
         logger.debug("wrote %s", path)
         return True
 
@@ -225,14 +226,6 @@ class Harvester(ops.Object):
         if self._wiring is None:
             self._wiring = _wiring.discover(self._collector_dir, self.collectors, self.collector_options)
         return self._wiring
-
-    def _write_if_changed(self, path: Path, content: bytes, mode: int) -> bool:
-        if _files.read_bytes(path) == content:
-            _files.ensure_mode(path, mode)
-            return False
-        _files.make_dir(path.parent)
-        _files.write_atomic(path, content, mode)
-        return True
 
     def _reload(self) -> None:
         """Reload the harvester's service when it is installed and running; never an error."""
@@ -261,7 +254,7 @@ class Harvester(ops.Object):
     def _on_remove(self, event: ops.RemoveEvent) -> None:
         removed = False
         try:
-            removed = _files.remove(self.dropin_path)
+            removed = files.remove(self.dropin_path)
         except OSError as err:
             logger.warning("cannot remove %s: %s", self.dropin_path, err)
         if removed:
@@ -275,7 +268,7 @@ class Harvester(ops.Object):
 
     def _remove_own_snapshot(self) -> None:
         """Remove the snapshot unless another unit of the application on this machine wrote it."""
-        content = _files.read_bytes(self.snapshot_path)
+        content = files.read_bytes(self.snapshot_path)
         if content is None:
             return
         try:
@@ -283,7 +276,7 @@ class Harvester(ops.Object):
         except (ValueError, KeyError, TypeError):
             unit = self.model.unit.name
         if unit == self.model.unit.name:
-            _files.remove(self.snapshot_path)
+            files.remove(self.snapshot_path)
 
     def _on_action(self, event: ops.ActionEvent) -> None:
         try:
