@@ -23,7 +23,11 @@ What the charm does on the machine, hook by hook:
 - remove: stop and disable the service, remove the unit, the main config and the token file
   (the Harvester removes its drop-in and snapshot).
 
-Every path it writes is under ``$HARVESTER_EXAMPLE_ROOT`` (default ``/``; see ``workload.py``).
+What a test (or a machine laid out differently) changes are two class attributes, read where the
+charm builds what uses them: ``paths`` (every path the charm and its ``Harvester`` write, under
+one root: ``/`` on a unit) and ``systemd`` (what manages the service: the ``charmlibs.systemd``
+module on a unit). The tests set them on a subclass (``dwellir_harvester.charm.testing.subclass``),
+as docs/charm-authors.md shows for ``Harvester``'s arguments.
 """
 
 from __future__ import annotations
@@ -31,11 +35,11 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import ops
 import workload
-from charmlibs import systemd
+from charmlibs import systemd as charmlibs_systemd
 
 from dwellir_harvester.charm import Harvester
 from dwellir_harvester.lib import PluginPathError, files, load_collectors
@@ -60,9 +64,13 @@ class Tokens(NamedTuple):
 class HarvesterExampleCharm(ops.CharmBase):
     """Runs the harvester daemon and ships the ``unit-facts`` and ``polkadot`` collectors."""
 
+    #: Every path the charm writes, its Harvester's included: the machine's own on a unit.
+    paths: ClassVar[workload.Paths] = workload.Paths()
+    #: What starts, stops and reloads the service: the ``charmlibs.systemd`` module on a unit.
+    systemd: ClassVar[workload.Systemd] = charmlibs_systemd
+
     def __init__(self, framework: ops.Framework) -> None:
         super().__init__(framework)
-        self.paths = workload.Paths.from_environ()
         self._running: bool | None = None  # what systemd said in this hook, once asked
         self._service_problem: str | None = None
         self._removing = False
@@ -73,6 +81,7 @@ class HarvesterExampleCharm(ops.CharmBase):
             COLLECTOR_DIR,
             config_dir=self.paths.config_dir,
             snapshot_dir=self.paths.snapshot_dir,
+            results_dir=self.paths.results_dir,
             service=None,  # the charm starts, restarts or reloads the service, once per hook
         )
         # The drop-in as it is before any handler runs (the Harvester's run before the charm's),
@@ -175,8 +184,8 @@ class HarvesterExampleCharm(ops.CharmBase):
         if unit_changed:
             logger.info("wrote %s", self.paths.unit_file)
             if not (
-                self._systemctl("daemon-reload", systemd.daemon_reload)
-                and self._systemctl("enable", systemd.service_enable, workload.SERVICE)
+                self._systemctl("daemon-reload", self.systemd.daemon_reload)
+                and self._systemctl("enable", self.systemd.service_enable, workload.SERVICE)
             ):
                 files.remove(self.paths.unit_file)  # so that the next hook tries again
                 return
@@ -191,11 +200,11 @@ class HarvesterExampleCharm(ops.CharmBase):
         if not self.paths.main_config.exists():
             return  # nothing good to start the daemon with yet
         if not self.running:
-            self._systemctl("start", systemd.service_start, workload.SERVICE)
+            self._systemctl("start", self.systemd.service_start, workload.SERVICE)
         elif unit_changed or rebind or isinstance(event, ops.UpgradeCharmEvent):
-            self._systemctl("restart", systemd.service_restart, workload.SERVICE)
+            self._systemctl("restart", self.systemd.service_restart, workload.SERVICE)
         elif config_changed or tokens_changed or dropin_changed:
-            self._systemctl("reload", systemd.service_reload, workload.SERVICE)
+            self._systemctl("reload", self.systemd.service_reload, workload.SERVICE)
 
     def _write_config(self, user: workload.SystemUser) -> tuple[bool, bool, bool]:
         """Write the token file and the main config: (rebind, config changed, tokens changed)."""
@@ -220,11 +229,11 @@ class HarvesterExampleCharm(ops.CharmBase):
     def _on_remove(self, event: ops.RemoveEvent) -> None:
         self._removing = True
         if self.paths.unit_file.exists():
-            self._systemctl("stop", systemd.service_stop, workload.SERVICE)
-            self._systemctl("disable", systemd.service_disable, workload.SERVICE)
+            self._systemctl("stop", self.systemd.service_stop, workload.SERVICE)
+            self._systemctl("disable", self.systemd.service_disable, workload.SERVICE)
         if files.remove(self.paths.unit_file):
             logger.info("removed %s", self.paths.unit_file)
-            self._systemctl("daemon-reload", systemd.daemon_reload)
+            self._systemctl("daemon-reload", self.systemd.daemon_reload)
         for path in (self.paths.main_config, self.paths.token_file):
             if files.remove(path):
                 logger.info("removed %s", path)
@@ -254,7 +263,7 @@ class HarvesterExampleCharm(ops.CharmBase):
         """Whether the service is active; systemd is asked at most once per hook."""
         if self._running is None:
             try:
-                self._running = systemd.service_running(workload.SERVICE)
+                self._running = self.systemd.service_running(workload.SERVICE)
             except FileNotFoundError:
                 self._running = False
         return self._running
@@ -264,7 +273,7 @@ class HarvesterExampleCharm(ops.CharmBase):
         command = " ".join(["systemctl", verb, *args])
         try:
             function(*args)
-        except (systemd.SystemdError, OSError) as err:
+        except (charmlibs_systemd.SystemdError, OSError) as err:
             self._service_problem = f"{command} failed: {JOURNAL_HINT}"
             self._running = None
             logger.error("%s failed: %s", command, " ".join(str(err).split()))

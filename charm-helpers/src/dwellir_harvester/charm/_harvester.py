@@ -7,10 +7,10 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import ops
-from charmlibs import systemd
+from charmlibs import systemd as charmlibs_systemd
 
 from dwellir_harvester.lib import (
     CollectorError,
@@ -24,7 +24,6 @@ from dwellir_harvester.lib import (
 )
 
 from . import _action, _snapshot, _wiring
-from ._redirect import ACTIVE
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +32,24 @@ DEFAULT_SNAPSHOT_DIR = "/var/lib/dwellir-harvester/charms"
 DEFAULT_SERVICE = "dwellir-harvester"
 DEFAULT_ACTION = "run-collectors"
 ACTION_PARAMS = ("collectors", "validate", "timeout")
+
+
+class ServiceManager(Protocol):
+    """What ``Harvester`` asks of systemd: the ``charmlibs.systemd`` module has it, and so does
+    ``dwellir_harvester.charm.testing.FakeSystemd``.
+
+    Both methods take a service name (``dwellir-harvester``). A failure raises
+    ``charmlibs.systemd.SystemdError``, or ``OSError`` (``FileNotFoundError`` when there is no
+    ``systemctl``).
+    """
+
+    def service_running(self, service_name: str) -> bool:
+        """Whether the service is active."""
+        ...
+
+    def service_reload(self, service_name: str, restart_on_failure: bool = False) -> bool:
+        """Reload the service (``systemctl reload``)."""
+        ...
 
 
 class Harvester(ops.Object):
@@ -56,6 +73,10 @@ class Harvester(ops.Object):
     - the action ``action`` (default ``run-collectors``), when the charm declares it: run the
       collectors in the hook and return the document.
 
+    Every path it writes, and what reloads the service, are constructor arguments: a test (or a
+    machine laid out differently) passes its own, and nothing else changes where the object
+    writes. ``dwellir_harvester.charm.testing.Sandbox.harvester_args()`` gives a test's set.
+
     Args:
         charm: the charm this object belongs to.
         collector_dir: the charm's plugin directory, relative to the charm dir or absolute.
@@ -64,10 +85,13 @@ class Harvester(ops.Object):
         collector_options: constructor options per collector name, written to the drop-in and used
             by the action.
         config_dir: the harvester's drop-in directory.
-        snapshot_dir: where the Juju context snapshot goes (read by the ``juju-charm`` collector);
-            documents too large for action results go to ``action-results`` beside it.
+        snapshot_dir: where the Juju context snapshot goes (read by the ``juju-charm`` collector).
+        results_dir: where the action writes documents too large for action results (the dir is
+            made 0700, each file 0600); None: ``action-results`` beside ``snapshot_dir``.
         service: the harvester's systemd service, reloaded after the drop-in changes; None: never.
         action: the name of the action to answer; None: answer none.
+        systemd: what asks systemd whether ``service`` runs and reloads it (a
+            :class:`ServiceManager`); None: the ``charmlibs.systemd`` module.
     """
 
     def __init__(
@@ -79,8 +103,10 @@ class Harvester(ops.Object):
         collector_options: Mapping[str, Mapping[str, Any]] | None = None,
         config_dir: str | os.PathLike[str] = DEFAULT_CONFIG_DIR,
         snapshot_dir: str | os.PathLike[str] = DEFAULT_SNAPSHOT_DIR,
+        results_dir: str | os.PathLike[str] | None = None,
         service: str | None = DEFAULT_SERVICE,
         action: str | None = DEFAULT_ACTION,
+        systemd: ServiceManager | None = None,
     ) -> None:
         super().__init__(charm, "dwellir-harvester")
         if isinstance(collectors, str):
@@ -94,11 +120,13 @@ class Harvester(ops.Object):
         }
         self.service = service
         self.action = action
-        redirect = ACTIVE.get()
-        charm_dir = Path(redirect.charm_dir) if redirect and redirect.charm_dir else Path(self.framework.charm_dir)
-        self._collector_dir = Path(collector_dir) if os.path.isabs(collector_dir) else charm_dir / collector_dir
-        self._config_dir = redirect.path(config_dir) if redirect else Path(config_dir)
-        self._snapshot_dir = redirect.path(snapshot_dir) if redirect else Path(snapshot_dir)
+        self._systemd: ServiceManager = systemd if systemd is not None else charmlibs_systemd
+        self._collector_dir = Path(self.framework.charm_dir, collector_dir)
+        self._config_dir = Path(config_dir)
+        self._snapshot_dir = Path(snapshot_dir)
+        self._results_dir = (
+            Path(results_dir) if results_dir is not None else self._snapshot_dir.parent / "action-results"
+        )
         self._wiring: _wiring.Wiring | None = None
 
         on = charm.on
@@ -135,16 +163,18 @@ class Harvester(ops.Object):
 
     @property
     def config_dir(self) -> Path:
+        """The harvester's drop-in directory (``config_dir``)."""
         return self._config_dir
 
     @property
     def snapshot_dir(self) -> Path:
+        """Where the Juju context snapshot goes (``snapshot_dir``)."""
         return self._snapshot_dir
 
     @property
     def results_dir(self) -> Path:
-        """Where documents too large for action results are written (``action-results`` beside the snapshots)."""
-        return self._snapshot_dir.parent / "action-results"
+        """Where documents too large for action results are written (``results_dir``)."""
+        return self._results_dir
 
     @property
     def dropin_path(self) -> Path:
@@ -232,13 +262,13 @@ class Harvester(ops.Object):
         if self.service is None:
             return
         try:
-            if not systemd.service_running(self.service):
+            if not self._systemd.service_running(self.service):
                 logger.info("%s is not running; it reads the new config when it starts", self.service)
                 return
-            systemd.service_reload(self.service)
+            self._systemd.service_reload(self.service)
         except FileNotFoundError as err:
             logger.info("cannot reload %s: systemctl is not available (%s)", self.service, err)
-        except (systemd.SystemdError, OSError) as err:
+        except (charmlibs_systemd.SystemdError, OSError) as err:
             logger.warning("cannot reload %s: %s", self.service, _action.one_line(str(err)))
         else:
             logger.info("reloaded %s", self.service)

@@ -289,9 +289,10 @@ def test_a_secret_not_granted_blocks_until_it_is(unit):
 
 
 def test_the_layout_is_what_charmcraft_packs(unit):
-    """The dispatch script is charmcraft's own; skipped where charmcraft is not installed."""
+    """The dispatch script is charmcraft's own (for the tests' entrypoint); skipped without charmcraft."""
     const = pytest.importorskip("charmcraft.const")
-    expected = const.DISPATCH_CONTENT.format(entrypoint_relative_path="src/charm.py")
+    expected = const.DISPATCH_CONTENT.format(entrypoint_relative_path="src/on_test_machine.py")
     assert (unit.charm / "dispatch").read_text() == expected
+    assert os.access(unit.charm / "src" / "on_test_machine.py", os.X_OK)
     assert os.access(unit.charm / "src" / "charm.py", os.X_OK)
     assert (unit.charm / "src" / "charm.py").read_text().startswith("#!/usr/bin/env python3\n")
