@@ -12,16 +12,8 @@ from typing import Any, Protocol
 import ops
 from charmlibs import systemd as charmlibs_systemd
 
-from dwellir_harvester.lib import (
-    CollectorError,
-    CollectorSpec,
-    DocumentValidationError,
-    PluginPathError,
-    files,
-    harvest,
-    load_collectors,
-    overall_status,
-)
+from dwellir_harvester.lib import PluginPathError, files, load_collectors
+from dwellir_harvester.lib.limits import one_line
 
 from . import _action, _snapshot, _wiring
 
@@ -204,7 +196,7 @@ class Harvester(ops.Object):
         """
         wiring = self._discover()
         if wiring.error:
-            return ops.BlockedStatus(_action.one_line(f"harvester: {wiring.error}"))
+            return ops.BlockedStatus(one_line(f"harvester: {wiring.error}"))
         return ops.ActiveStatus()
 
     # --- wiring ------------------------------------------------------------------------------
@@ -240,15 +232,24 @@ class Harvester(ops.Object):
         self._write_snapshot()
         return changed
 
-    def _write_snapshot(self) -> bool:
-        """Write the Juju context snapshot when its content (all but ``updated``) changed; True if written."""
-        snapshot = _snapshot.build(self.charm)
+    def _write_snapshot(self, snapshot: Mapping[str, Any] | None = None) -> bool:
+        """Write the Juju context snapshot when its content (all but ``updated``) changed; True if written.
+
+        The snapshot is an aid to the harvester, not the charm's business: a failure to write it is
+        a warning, never a hook error.
+        """
+        if snapshot is None:
+            snapshot = _snapshot.build(self.charm)
         path = self.snapshot_path
-        previous = files.read_bytes(path)
-        if previous is not None and _snapshot.same_content(previous, snapshot):
-            files.write_if_changed(path, previous, 0o644)  # the same bytes: fixes the mode, nothing else
+        try:
+            previous = files.read_bytes(path)
+            if previous is not None and _snapshot.same_content(previous, snapshot):
+                files.write_if_changed(path, previous, 0o644)  # the same bytes: fixes the mode, nothing else
+                return False
+            files.write_if_changed(path, _snapshot.render(snapshot), 0o644)
+        except (OSError, ValueError) as err:
+            logger.warning("cannot write the snapshot %s: %s", path, one_line(err))
             return False
-        files.write_if_changed(path, _snapshot.render(snapshot), 0o644)
         logger.debug("wrote %s", path)
         return True
 
@@ -269,7 +270,7 @@ class Harvester(ops.Object):
         except FileNotFoundError as err:
             logger.info("cannot reload %s: systemctl is not available (%s)", self.service, err)
         except (charmlibs_systemd.SystemdError, OSError) as err:
-            logger.warning("cannot reload %s: %s", self.service, _action.one_line(str(err)))
+            logger.warning("cannot reload %s: %s", self.service, one_line(str(err)))
         else:
             logger.info("reloaded %s", self.service)
 
@@ -286,15 +287,15 @@ class Harvester(ops.Object):
         try:
             removed = files.remove(self.dropin_path)
         except OSError as err:
-            logger.warning("cannot remove %s: %s", self.dropin_path, err)
+            logger.warning("cannot remove %s: %s", self.dropin_path, one_line(err))
         if removed:
             logger.info("removed %s", self.dropin_path)
             self._reload()
         try:
             self._remove_own_snapshot()
             _action.prune_result_files(self.results_dir, self.model.unit.name, keep=0)
-        except OSError as err:
-            logger.warning("cannot clean up after the unit: %s", err)
+        except (OSError, ValueError) as err:
+            logger.warning("cannot clean up after the unit: %s", one_line(err))
 
     def _remove_own_snapshot(self) -> None:
         """Remove the snapshot unless another unit of the application on this machine wrote it."""
@@ -309,81 +310,32 @@ class Harvester(ops.Object):
             files.remove(self.snapshot_path)
 
     def _on_action(self, event: ops.ActionEvent) -> None:
+        outcome = self._run_action(event.params)
+        for line in outcome.logs:
+            event.log(line)
+        if outcome.results is not None:
+            event.set_results(outcome.results)
+        if outcome.failure is not None:
+            event.fail(outcome.failure)
+
+    def _run_action(self, params: Mapping[str, Any]) -> _action.ActionOutcome:
+        """Gather what the action needs from the hook, run it, and fit its results for Juju."""
         try:
             snapshot = _snapshot.build(self.charm)
         except ops.ModelError as err:
-            event.fail(_action.one_line(f"cannot read the charm's Juju context: {err}"))
-            return
-        try:
-            self._write_snapshot()
-        except OSError as err:
-            logger.warning("cannot write the snapshot %s: %s", self.snapshot_path, err)
-        try:
-            request = _action.parse_params(event.params)
-        except _action.ActionInputError as err:
-            event.fail(_action.one_line(str(err)))
-            return
+            return _action.failed(f"cannot read the charm's Juju context: {err}")
+        self._write_snapshot(snapshot)
         try:
             registry = load_collectors([self._collector_dir], env=False)
         except PluginPathError as err:
-            event.fail(_action.one_line(f"collector dir {self._collector_dir} {err.reason}"))
-            return
-        for problem in registry.problems:
-            event.log(_action.one_line(f"skipped plugin {problem.where}: {problem.message}"))
-        available = sorted({*registry.available(), _action.JUJU_CHARM})
-        live = _action.live_charm_spec(self.model.app.name, snapshot)
-        if request.names is None:
-            own = self.collectors if self.collectors is not None else _wiring.own_names(registry)
-            names = []
-            for name in _action.default_selection(own, available):
-                if name in registry or name == _action.JUJU_CHARM:
-                    names.append(name)
-                else:
-                    event.log(f"skipping {name}: not discoverable from the charm")
-        else:
-            names = list(request.names)
-            unknown = [name for name in names if name != _action.JUJU_CHARM and name not in registry]
-            if unknown:
-                listing = ", ".join(repr(name) for name in unknown)
-                noun = "collector" if len(unknown) == 1 else "collectors"
-                event.fail(f"unknown {noun} {listing} (available: {', '.join(available)})")
-                return
-        selection: list[str | CollectorSpec] = [live if name == _action.JUJU_CHARM else name for name in names]
-        options = {name: opts for name, opts in self.collector_options.items() if name != _action.JUJU_CHARM}
-        each = f" ({request.timeout:g} s each)" if request.timeout is not None else ""
-        event.log(f"running {len(selection)} collectors{each}: {', '.join(names)}")
-        invalid: str | None = None
-        try:
-            document = harvest(
-                selection, collectors=registry, options=options, timeout=request.timeout, validate=request.validate
-            )
-        except DocumentValidationError as err:
-            if err.document is None:
-                event.fail(_action.one_line(str(err)))
-                return
-            document, invalid = dict(err.document), str(err)
-        except (CollectorError, ValueError, TypeError) as err:
-            event.fail(_action.one_line(str(err)))
-            return
-        status = overall_status(document)
-        for key, entry in document["collectors"].items():
-            meta = entry["meta"]
-            if meta["status"] != "success":
-                event.log(_action.one_line(f"{key}: {meta['status']}: {'; '.join(meta['errors'])}"))
-        event.log(f"done in {document['harvester']['duration_ms']:g} ms: {status}")
-        try:
-            results = self._results(document, status)
-        except OSError as err:
-            event.fail(_action.one_line(f"the document is too large for action results and writing it failed: {err}"))
-            return
-        event.set_results(results)
-        if invalid is not None:
-            event.fail(_action.one_line(invalid))
-
-    def _results(self, document: Mapping[str, Any], status: str) -> dict[str, str]:
-        text = json.dumps(document)
-        if _action.fits_in_result("output", text):
-            return {"output": text, "status": status}
-        path = _action.write_result_file(self.results_dir, self.model.unit.name, text)
-        logger.info("the document (%d bytes) is too large for action results; wrote %s", len(text), path)
-        return {"output-file": str(path), "status": status}
+            return _action.failed(f"collector dir {self._collector_dir} {err.reason}")
+        outcome = _action.run(
+            params,
+            registry,
+            app=self.model.app.name,
+            snapshot=snapshot,
+            directory=self._collector_dir,
+            collectors=self.collectors,
+            options=self.collector_options,
+        )
+        return _action.deliver(outcome, self._results_dir, self.model.unit.name)

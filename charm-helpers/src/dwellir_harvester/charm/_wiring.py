@@ -21,6 +21,7 @@ withdrawn and the problem is reported.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -49,9 +50,17 @@ class Wiring(NamedTuple):
     warnings: tuple[str, ...]
 
 
-def own_names(registry: Collectors) -> list[str]:
-    """The collectors found in the plugin dir (not built-ins, not entry points), in discovery order."""
-    return list(dict.fromkeys(spec.name for spec in registry.discovered if spec.namespace == "plugins"))
+def own_names(registry: Collectors, directory: Path) -> list[str]:
+    """Return the collectors defined in files under ``directory`` (the charm's own), in discovery order."""
+    return list(dict.fromkeys(spec.name for spec in registry.discovered if _defined_under(spec.cls, directory)))
+
+
+def _defined_under(cls: type, directory: Path) -> bool:
+    try:
+        source = Path(inspect.getfile(cls)).resolve()
+    except (TypeError, OSError):  # a class without a file (built in, or made at run time)
+        return False
+    return source.is_relative_to(directory.resolve())
 
 
 def runner_visible(registry: Collectors) -> bool:
@@ -70,7 +79,7 @@ def discover(
     except PluginPathError as err:
         return Wiring(directory, tuple(collectors or ()), None, f"collector dir {directory} {err.reason}", ())
     warnings = [f"plugin {p.where} was skipped: {p.message}" for p in registry.problems]
-    names = list(dict.fromkeys(collectors)) if collectors is not None else own_names(registry)
+    names = list(dict.fromkeys(collectors)) if collectors is not None else own_names(registry, directory)
     # A name is verifiably unknown only when the runner's built-ins are visible and no plugin of the
     # charm failed to import (the name could be that plugin's).
     checkable = runner_visible(registry) and not registry.problems
