@@ -200,7 +200,10 @@ def test_bad_params_fail_the_action_with_the_reason(unit):
     assert "output" not in action.results
 
     action = unit.run_action(timeout=0)
-    assert (action.status, action.message) == ("failed", "timeout must be a positive number of seconds, not 0")
+    assert (action.status, action.message) == (
+        "failed",
+        "timeout must be greater than 0 and at most 3600 seconds, not 0",
+    )
 
     with pytest.raises(unit.ParamsRefused, match="Additional properties are not allowed"):  # juju run refuses
         unit.run_action(colectors="host")
