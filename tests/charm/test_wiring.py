@@ -237,7 +237,11 @@ def test_explicit_paths_need_no_sandbox(context, tmp_path, charm_root, kit):
     [
         ({"collector_dir": "nowhere"}, "does not exist"),
         ({"collector_options": {"peers": {"rpc_ulr": "x"}}}, "unknown option 'rpc_ulr'"),
-        ({"collectors": ["peers", "nope"]}, "unknown collector 'nope'"),
+        ({"collectors": ["peers", "peres"]}, "unknown collector 'peres' (did you mean 'peers'?)"),
+        (
+            {"collector_options": {"blokcs": {}}},
+            "collector_options for unknown collector 'blokcs' (did you mean 'blocks'?)",
+        ),
     ],
 )
 def test_collectors_that_cannot_be_wired_withdraw_the_dropin_and_block(context, sandbox, kit, kwargs, problem):
