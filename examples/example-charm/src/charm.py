@@ -86,12 +86,20 @@ class HarvesterExampleCharm(ops.CharmBase):
         )
         # The drop-in as it is before any handler runs (the Harvester's run before the charm's),
         # then what the Harvester should wire in this hook.
-        self._dropin_before = files.read_bytes(self.harvester.dropin_path)
+        self._dropin_before = self._read_dropin()
         self.harvester.collectors, self.harvester.collector_options = self._wiring()
         # After the Harvester's handlers: the drop-in is written before the daemon (re)starts.
         for event in (on.install, on.start, on.upgrade_charm, on.config_changed, on.secret_changed):
             framework.observe(event, self._on_reconcile)
         framework.observe(on.collect_unit_status, self._on_collect_status)
+
+    def _read_dropin(self) -> bytes | None:
+        """The Harvester's drop-in as it is now; None when there is none (or it cannot be read)."""
+        try:
+            return files.read_bytes(self.harvester.dropin_path)
+        except (OSError, ValueError) as err:
+            logger.warning("cannot read %s: %s", self.harvester.dropin_path, err)
+            return None
 
     # --- what the config says ------------------------------------------------------------------
 
@@ -196,7 +204,7 @@ class HarvesterExampleCharm(ops.CharmBase):
             logger.warning("not applying the config: %s", "; ".join(self.problems))
         else:
             rebind, config_changed, tokens_changed = self._write_config(user)
-        dropin_changed = files.read_bytes(self.harvester.dropin_path) != self._dropin_before
+        dropin_changed = self._read_dropin() != self._dropin_before
         if not self.paths.main_config.exists():
             return  # nothing good to start the daemon with yet
         if not self.running:

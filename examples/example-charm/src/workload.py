@@ -212,7 +212,7 @@ def check_rpc_url(url: str) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return f"rpc-url must be an http:// or https:// URL with a host, not {shown!r}"
     if shown != url:
-        return "rpc-url must not hold credentials (the daemon's drop-in is readable by every user)"
+        return "rpc-url must not hold credentials (charm config is readable by everyone who can read the model)"
     return None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import grp
 import json
 import logging
 import os
@@ -23,12 +24,12 @@ DEFAULT_CONFIG_DIR = "/etc/dwellir-harvester/config.d"
 DEFAULT_SNAPSHOT_DIR = "/var/lib/dwellir-harvester/charms"
 DEFAULT_SERVICE = "dwellir-harvester"
 DEFAULT_ACTION = "run-collectors"
+DEFAULT_GROUP = "dwellir-harvester"
 ACTION_PARAMS = ("collectors", "validate", "timeout")
 
 
 class ServiceManager(Protocol):
-    """What ``Harvester`` asks of systemd: the ``charmlibs.systemd`` module has it, and so does
-    ``dwellir_harvester.charm.testing.FakeSystemd``.
+    """What ``Harvester`` asks of systemd: ``charmlibs.systemd`` has it, and so does ``testing.FakeSystemd``.
 
     Both methods take a service name (``dwellir-harvester``). A failure raises
     ``charmlibs.systemd.SystemdError``, or ``OSError`` (``FileNotFoundError`` when there is no
@@ -47,43 +48,87 @@ class ServiceManager(Protocol):
 class Harvester(ops.Object):
     """Ship a charm's collectors to the Dwellir Harvester, and answer ``run-collectors``.
 
-    ::
+    This docstring is the reference for the object; the guide (``docs/charm-authors.md``) walks
+    through using it. ::
 
         class MyCharm(ops.CharmBase):
             def __init__(self, framework: ops.Framework):
                 super().__init__(framework)
                 self.harvester = Harvester(self, collector_dir="collectors")
 
-    It observes the charm's own events:
+    **Events.** It observes the charm's own events; the charm writes no handler:
 
-    - ``install``, ``upgrade-charm``, ``config-changed``: :meth:`configure` — write the drop-in
-      ``<config_dir>/<app>.yaml`` (the charm's collector dir, its collectors and their options)
-      when its content changed, reload ``service`` when it is running, and refresh the snapshot;
-    - ``leader-elected`` and the relation events of every endpoint: refresh the snapshot
-      ``<snapshot_dir>/<app>.json`` (topology, redacted config, relations without data);
-    - ``remove``: take the drop-in and the snapshot away (and reload ``service`` when running);
-    - the action ``action`` (default ``run-collectors``), when the charm declares it: run the
-      collectors in the hook and return the document.
+    - ``install``, ``upgrade-charm``, ``config-changed``: :meth:`configure`;
+    - ``leader-elected``, and ``relation-created``, ``-joined``, ``-departed`` and ``-broken`` of
+      every endpoint: refresh the snapshot;
+    - ``remove``: remove the drop-in (then reload ``service`` when it runs), the snapshot (unless
+      another unit of the application on the machine wrote it) and the unit's result files;
+    - the action ``action``, when ``charmcraft.yaml`` declares it (else one warning per hook).
 
-    Every path it writes, and what reloads the service, are constructor arguments: a test (or a
-    machine laid out differently) passes its own, and nothing else changes where the object
-    writes. ``dwellir_harvester.charm.testing.Sandbox.harvester_args()`` gives a test's set.
+    **The drop-in** ``<config_dir>/<app>.yaml``, in the harvester's config format, adds the
+    charm's collector dir to ``collector_paths``, its collectors to ``collectors`` and its
+    ``collector_options``. It is written atomically and only when its content changes; after a
+    change (or a change of its mode or group) ``service`` is reloaded when it is running; a
+    service that is not installed or not running, or a machine without systemctl, is logged, not
+    an error. It is mode 0644, like the rest of the harvester's config, unless a collector option
+    holds a secret: a name with one of ``dwellir_harvester.lib.redact.SECRET_WORDS``
+    (``rpc_password``), or a value with URL credentials (``https://user:pass@node``) or key
+    material (a PEM block, a long hex key), at any depth. Then it is mode 0640 with the group
+    ``group``, so the daemon can read it and other users cannot; when that group does not exist
+    (or this process may not give files to it) it is 0600, root only, with a warning, and the
+    next hook that writes it corrects mode and group once the group exists.
+
+    **What is checked first.** The harvester does not run a drop-in that names a collector or an
+    option it does not know, so a missing or unsafe collector dir, an option a discovered
+    collector's constructor does not take, or a name that is a near miss of one of the charm's own
+    collectors (``peres`` for ``peers``, while every plugin file in the dir imports) is a
+    :attr:`problem`: the drop-in is withdrawn, an error is logged and :attr:`status` is blocked.
+    A name the hook does not discover otherwise is written with a warning: the harvester may have
+    collectors the charm's environment does not (its built-ins, packages installed beside it). A
+    plugin file that fails to import is a warning and is skipped.
+
+    **The snapshot** ``<snapshot_dir>/<app>.json`` (format 1, mode 0644) is the charm's Juju
+    context for the harvester's ``juju-charm`` collector: topology, the config with its secrets
+    redacted (``dwellir_harvester.lib.redact.redact_values``, and every option of type
+    ``secret``), and the relations without their data. It is rewritten only when something but
+    its ``updated`` time changed; failing to write it is a warning, never a hook error.
+
+    **The action** runs the collectors in the hook (no daemon needed) and sets ``output`` (the
+    document as JSON text) and ``status`` (``success``, ``partial`` or ``failed``). Params:
+    ``collectors`` (names or namespaced names separated by spaces or commas; default ``host``
+    when discoverable, the charm's collectors, and ``juju-charm``, which is always the charm's
+    live context), ``validate`` (default true), ``timeout`` (seconds per collector, greater than
+    0 and at most ``dwellir_harvester.lib.limits.MAX_TIMEOUT``). A document too large for one
+    ``action-set`` argument (128 KiB) goes to a 0600 file in ``results_dir`` (0700; the newest
+    five per unit are kept), named by ``output-file`` instead of ``output``. A collector that
+    fails or times out is logged and makes ``status`` partial or failed; bad params, unknown
+    names or a missing collector dir fail the action. Every failure and log line is one line of
+    at most ``dwellir_harvester.lib.limits.MAX_MESSAGE`` characters, with secrets redacted.
+
+    **Tests.** Every path it writes, and what reloads the service, are constructor arguments, and
+    nothing else moves them. ``dwellir_harvester.charm.testing.Sandbox.harvester_args()`` gives a
+    test's set; the guide shows how a charm routes them in.
 
     Args:
         charm: the charm this object belongs to.
         collector_dir: the charm's plugin directory, relative to the charm dir or absolute.
         collectors: the collectors the charm contributes; None means every collector found in
-            ``collector_dir``. Names of the harvester's built-ins (``juju-charm``) may be listed too.
+            ``collector_dir``. Names the harvester provides (``juju-charm``) may be listed too.
         collector_options: constructor options per collector name, written to the drop-in and used
             by the action.
         config_dir: the harvester's drop-in directory.
         snapshot_dir: where the Juju context snapshot goes (read by the ``juju-charm`` collector).
-        results_dir: where the action writes documents too large for action results (the dir is
-            made 0700, each file 0600); None: ``action-results`` beside ``snapshot_dir``.
+        results_dir: where the action writes documents too large for action results; None:
+            ``action-results`` beside ``snapshot_dir``.
         service: the harvester's systemd service, reloaded after the drop-in changes; None: never.
         action: the name of the action to answer; None: answer none.
+        group: the group the harvester's daemon runs as, given a drop-in that holds a secret;
+            None: no group (such a drop-in is 0600).
         systemd: what asks systemd whether ``service`` runs and reloads it (a
             :class:`ServiceManager`); None: the ``charmlibs.systemd`` module.
+
+    Raises:
+        TypeError: ``collectors`` is a string, not a list of names.
     """
 
     def __init__(
@@ -98,8 +143,10 @@ class Harvester(ops.Object):
         results_dir: str | os.PathLike[str] | None = None,
         service: str | None = DEFAULT_SERVICE,
         action: str | None = DEFAULT_ACTION,
+        group: str | None = DEFAULT_GROUP,
         systemd: ServiceManager | None = None,
     ) -> None:
+        """Observe the charm's events; the arguments are described on the class."""
         super().__init__(charm, "dwellir-harvester")
         if isinstance(collectors, str):
             raise TypeError("collectors must be a list of names, not a string")
@@ -112,6 +159,7 @@ class Harvester(ops.Object):
         }
         self.service = service
         self.action = action
+        self.group = group
         self._systemd: ServiceManager = systemd if systemd is not None else charmlibs_systemd
         self._collector_dir = Path(self.framework.charm_dir, collector_dir)
         self._config_dir = Path(config_dir)
@@ -206,10 +254,14 @@ class Harvester(ops.Object):
 
         Call it after changing ``collectors`` or ``collector_options`` (or anything the snapshot
         holds) outside the events this object observes. Writes the drop-in only when its content
-        changes and then reloads the service when it is running. When the collectors cannot be wired
-        (``problem``: a missing collector dir, an unknown collector, a bad option) the drop-in is
-        withdrawn, so the harvester keeps running for the other charms on the machine.
-        Returns True when the drop-in was written or removed.
+        changes, corrects its mode and group when they are not what its content calls for, and
+        after either reloads the service when it is running. When the collectors cannot be wired
+        (``problem``: a missing collector dir, a near miss of one of its collector names, a bad
+        option) the drop-in is withdrawn, so the harvester keeps running for the other charms on
+        the machine.
+
+        Returns:
+            True when the drop-in was written or removed (not when only its mode or group changed).
         """
         self._wiring = None
         wiring = self._discover()
@@ -224,9 +276,14 @@ class Harvester(ops.Object):
             content = _wiring.render_dropin(
                 self.model.app.name, self.framework.meta.name, wiring, self.collector_options
             )
-            changed = files.write_if_changed(self.dropin_path, content, 0o644)
+            mode, gid = self._dropin_mode()
+            before = self._access(self.dropin_path)
+            changed = files.write_if_changed(self.dropin_path, content, mode, gid)
             if changed:
                 logger.info("wrote %s (collectors: %s)", self.dropin_path, ", ".join(wiring.names) or "none")
+            elif self._access(self.dropin_path) != before:  # the daemon may read it now, or no longer
+                logger.info("changed the mode or group of %s", self.dropin_path)
+                self._reload()
         if changed:
             self._reload()
         self._write_snapshot()
@@ -252,6 +309,40 @@ class Harvester(ops.Object):
             return False
         logger.debug("wrote %s", path)
         return True
+
+    @staticmethod
+    def _access(path: Path) -> tuple[int, int] | None:
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return None
+        return st.st_mode & 0o7777, st.st_gid
+
+    def _dropin_mode(self) -> tuple[int, int | None]:
+        """Return the drop-in's mode and group: 0644, or 0640 with ``group`` (else 0600) when it holds a secret."""
+        if not _wiring.holds_secret(self.collector_options):
+            return 0o644, None
+        gid, reason = self._group_id()
+        if gid is None:
+            logger.warning(
+                "harvester: %s holds a secret and %s, so it is mode 0600 and only root can read it",
+                self.dropin_path,
+                reason,
+            )
+            return 0o600, None
+        return 0o640, gid
+
+    def _group_id(self) -> tuple[int | None, str]:
+        """Return the gid of ``group`` when this process may give files to it, else why not."""
+        if self.group is None:
+            return None, "no group was given (group=None)"
+        try:
+            gid = grp.getgrnam(self.group).gr_gid
+        except KeyError:
+            return None, f"the group {self.group!r} does not exist (is the harvester installed?)"
+        if os.geteuid() != 0 and gid not in (os.getegid(), *os.getgroups()):
+            return None, f"this process may not give files to the group {self.group!r}"
+        return gid, ""
 
     def _discover(self) -> _wiring.Wiring:
         if self._wiring is None:

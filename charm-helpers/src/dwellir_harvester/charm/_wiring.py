@@ -37,6 +37,7 @@ from typing import Any, NamedTuple
 import yaml
 
 from dwellir_harvester.lib import CollectorError, Collectors, PluginPathError, load_collectors
+from dwellir_harvester.lib.redact import redact_values
 
 logger = logging.getLogger(__name__)
 
@@ -122,8 +123,9 @@ def check(
             continue
         try:
             yaml.safe_dump(dict(options))
-        except yaml.YAMLError as err:
-            errors.append(f"collector_options[{name!r}] holds a value YAML cannot represent: {err}")
+        except yaml.YAMLError as err:  # its message quotes the value, which may be a secret: name its type
+            culprit = type(err.args[1]).__name__ if len(err.args) > 1 else "value"
+            errors.append(f"collector_options[{name!r}] holds a value YAML cannot represent (a {culprit})")
             continue
         if name not in registry:
             meant = near_miss(name, registry, directory)
@@ -136,6 +138,19 @@ def check(
             errors.append(str(err))
     error = "; ".join(errors) or None
     return Wiring(directory, tuple(names), registry, error, tuple(warnings))
+
+
+def holds_secret(collector_options: Mapping[str, Mapping[str, Any]]) -> bool:
+    """Whether any option is sensitive: by its name, or as a value with URL credentials or key material.
+
+    The same rule as ``dwellir_harvester.lib.redact.redact_values``: a collector's options hold a
+    secret exactly when redacting them would change them (the collector's own name does not count).
+    """
+    for options in collector_options.values():
+        plain = dict(options)
+        if redact_values(plain) != plain:
+            return True
+    return False
 
 
 def render_dropin(

@@ -24,8 +24,9 @@ charm declares and a test subclass sets::
         assert ("service_reload", "dwellir-harvester") in sandbox.systemd.calls
 
 - ``Sandbox(root)``: the harvester's directories under ``root`` (``<root>/etc/dwellir-harvester/
-  config.d``, ``<root>/var/lib/dwellir-harvester/charms``, ``…/action-results``) and a
-  ``FakeSystemd``; ``harvester_args()`` hands them to ``Harvester``.
+  config.d``, ``<root>/var/lib/dwellir-harvester/charms``, ``…/action-results``), a
+  ``FakeSystemd``, and a group the test may give files to; ``harvester_args()`` hands them to
+  ``Harvester``.
 - ``subclass(MyCharm, **attributes)``: ``MyCharm`` with class attributes replaced, which ops[testing]
   loads the metadata of as it does for ``MyCharm`` itself.
 - ``FakeSystemd``: a stand-in for ``charmlibs.systemd`` that keeps systemd's rules and records
@@ -37,6 +38,7 @@ This module is test-time code; the runtime package never imports it.
 
 from __future__ import annotations
 
+import grp
 import json
 import os
 from collections.abc import Mapping
@@ -54,6 +56,8 @@ __all__ = ["FakeService", "FakeSystemd", "Sandbox", "subclass"]
 _T = TypeVar("_T", bound=type)
 
 STATES = ("active", "inactive", "failed")
+#: ``Sandbox(group=...)``'s default: the test user's own group.
+OWN_GROUP = "<the test user's group>"
 
 
 @dataclass
@@ -253,6 +257,9 @@ class Sandbox:
             ``systemd`` is given.
         systemctl: False simulates a machine without ``systemctl``.
         systemd: a ``FakeSystemd`` (or a subclass) to use instead of a new one.
+        group: the group ``Harvester`` gives a drop-in that holds a secret; default: the test
+            user's own group (what the harvester's group is on a unit, and one a test may give
+            files to). None: no group (such a drop-in is then 0600).
     """
 
     def __init__(
@@ -262,11 +269,13 @@ class Sandbox:
         services: Mapping[str, str | FakeService] | None = None,
         systemctl: bool = True,
         systemd: FakeSystemd | None = None,
+        group: str | None = OWN_GROUP,
     ) -> None:
         """Make the sandbox; the arguments are described on the class."""
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self.systemd = systemd if systemd is not None else FakeSystemd(services, systemctl=systemctl)
+        self.group = _own_group() if group == OWN_GROUP else group
 
     def _under(self, path: str) -> Path:
         return self.root.joinpath(path.lstrip("/"))
@@ -290,7 +299,7 @@ class Sandbox:
         """Keyword arguments for ``Harvester``: the sandbox's directories and its fake systemd.
 
         Returns:
-            ``config_dir``, ``snapshot_dir``, ``results_dir`` and ``systemd``; a charm
+            ``config_dir``, ``snapshot_dir``, ``results_dir``, ``systemd`` and ``group``; a charm
             passes them on with ``Harvester(self, ..., **harvester_args)``.
         """
         return {
@@ -298,6 +307,7 @@ class Sandbox:
             "snapshot_dir": self.snapshot_dir,
             "results_dir": self.results_dir,
             "systemd": self.systemd,
+            "group": self.group,
         }
 
     def dropin_path(self, app: str) -> Path:
@@ -317,6 +327,13 @@ class Sandbox:
         """Return the application's snapshot as JSON data, or None when there is none."""
         path = self.snapshot_path(app)
         return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def _own_group() -> str | None:
+    try:
+        return grp.getgrgid(os.getegid()).gr_name
+    except KeyError:  # a gid without a name (a container's): no group, so secret drop-ins are 0600
+        return None
 
 
 def subclass(charm_type: _T, **attributes: Any) -> _T:
