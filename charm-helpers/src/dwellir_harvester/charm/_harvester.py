@@ -244,7 +244,7 @@ class Harvester(ops.Object):
         """
         wiring = self._discover()
         if wiring.error:
-            return ops.BlockedStatus(one_line(f"harvester: {wiring.error}"))
+            return ops.BlockedStatus(_action.redacted(f"harvester: {wiring.error}"))
         return ops.ActiveStatus()
 
     # --- wiring ------------------------------------------------------------------------------
@@ -266,9 +266,9 @@ class Harvester(ops.Object):
         self._wiring = None
         wiring = self._discover()
         for warning in wiring.warnings:
-            logger.warning("harvester: %s", warning)
+            logger.warning("harvester: %s", _action.redacted(warning))
         if wiring.error:
-            logger.error("harvester: cannot wire the charm's collectors in: %s", wiring.error)
+            logger.error("harvester: cannot wire the charm's collectors in: %s", _action.redacted(wiring.error))
             changed = files.remove(self.dropin_path)
             if changed:
                 logger.info("removed %s", self.dropin_path)
