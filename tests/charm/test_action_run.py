@@ -6,6 +6,8 @@ import json
 import stat
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dwellir_harvester.charm import _action
 from dwellir_harvester.lib import load_collectors
@@ -149,3 +151,33 @@ def test_deliver_fails_the_action_when_the_file_cannot_be_written(tmp_path):
     assert delivered.results is None
     assert delivered.logs == ("kept",)
     assert delivered.failure.startswith("the document is too large for action results and writing it failed: ")
+
+
+JSON_LIKE = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=200),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    params=st.fixed_dictionaries(
+        {},
+        optional={
+            "collectors": JSON_LIKE | st.text(alphabet=" ,\n\tpeblockrsx\x00é", max_size=300),
+            "validate": JSON_LIKE,
+            "timeout": JSON_LIKE | st.floats(min_value=1e-3, max_value=5),
+        },
+    )
+)
+def test_any_params_give_an_outcome_with_bounded_lines_never_an_exception(charm_root, params):
+    """Whatever Juju hands over (it checks types, but a charm may declare the params differently)."""
+    directory = charm_root / "collectors"
+    registry = load_collectors([directory], env=False, builtins=False, entry_points=False)
+    outcome = _action.run(params, registry, app="app", snapshot=SNAPSHOT, directory=directory)
+    assert outcome.results is not None or outcome.failure is not None
+    for line in (*outcome.logs, outcome.failure or ""):
+        assert "\n" not in line and len(line) <= MAX_MESSAGE
+    if outcome.results is not None:
+        assert outcome.results["status"] in ("success", "partial", "failed")
