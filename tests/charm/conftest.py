@@ -1,7 +1,9 @@
 """Fixtures for the charm helper's tests: a minimal charm, real collector files, a sandbox.
 
 The test charm's metadata is ``tests/charm/charmcraft.yaml``; its collectors are real files written
-into a charm root in ``tmp_path``. Every test runs the charm through ops[testing] (Scenario).
+into a charm root in ``tmp_path``. Every test runs the charm through ops[testing] (Scenario). The
+charm routes a sandbox's paths and fake systemd into its ``Harvester`` as the guide tells charm
+authors to: a ``harvester_args`` class attribute, set by ``testing.subclass``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import os
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import ops
 import pytest
@@ -19,7 +21,7 @@ import yaml
 from ops import testing
 
 from dwellir_harvester.charm import Harvester
-from dwellir_harvester.charm.testing import Sandbox, harvester_sandbox
+from dwellir_harvester.charm.testing import Sandbox, subclass
 
 HERE = Path(__file__).resolve().parent
 CHARMCRAFT: dict[str, Any] = yaml.safe_load((HERE / "charmcraft.yaml").read_text())
@@ -103,9 +105,15 @@ def make_charm(**harvester_kwargs: Any) -> type[ops.CharmBase]:
     """A minimal charm that uses Harvester in one line (and reports its status)."""
 
     class HarvestedCharm(ops.CharmBase):
+        # A charm author's default is {}; this test charm has none, so that a test that forgets
+        # `sandboxed()` fails here instead of writing the machine's real paths (tests may run as root).
+        harvester_args: ClassVar[dict[str, Any] | None] = None
+
         def __init__(self, framework: ops.Framework) -> None:
             super().__init__(framework)
-            self.harvester = Harvester(self, **harvester_kwargs)
+            if self.harvester_args is None:
+                raise RuntimeError("the test charm runs only through sandboxed(charm, sandbox_or_None)")
+            self.harvester = Harvester(self, **harvester_kwargs, **self.harvester_args)
             framework.observe(self.on.collect_unit_status, self._on_collect_status)
 
         def _on_collect_status(self, event: ops.CollectStatusEvent) -> None:
@@ -142,22 +150,40 @@ def charm_root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
+def sandbox(tmp_path: Path) -> Sandbox:
     """Harvester paths under ``tmp_path/root``; the harvester service installed and running."""
-    with harvester_sandbox(tmp_path / "root", services={"dwellir-harvester": "active"}) as box:
-        yield box
+    return Sandbox(tmp_path / "root", services={"dwellir-harvester": "active"})
+
+
+def sandboxed(charm_type: type[ops.CharmBase], box: Sandbox | None) -> type[ops.CharmBase]:
+    """The charm as a test runs it: with the sandbox's Harvester arguments, or with none (``box=None``)."""
+    return subclass(charm_type, harvester_args=box.harvester_args() if box is not None else {})
+
+
+_FIXTURE = object()
 
 
 @pytest.fixture
-def context(charm_root: Path) -> Iterator[Callable[..., testing.Context[ops.CharmBase]]]:
-    """``context(**harvester_kwargs)``: a Scenario Context for the test charm rooted at ``charm_root``."""
+def context(charm_root: Path, sandbox: Sandbox) -> Iterator[Callable[..., testing.Context[ops.CharmBase]]]:
+    """``context(**harvester_kwargs)``: a Scenario Context for the test charm rooted at ``charm_root``.
+
+    The charm gets the ``sandbox`` fixture's arguments, another sandbox's (``sandbox=box``), or
+    none at all (``sandbox=None``: the paths the test passes, or the real defaults).
+    """
     made: list[testing.Context[ops.CharmBase]] = []
+    sandbox_fixture = sandbox
 
     def make(
-        *, app_name: str = APP, declare_action: bool = True, root: Path | None = None, **harvester_kwargs: Any
+        *,
+        app_name: str = APP,
+        declare_action: bool = True,
+        root: Path | None = None,
+        sandbox: Any = _FIXTURE,
+        **harvester_kwargs: Any,
     ) -> testing.Context[ops.CharmBase]:
+        box = sandbox_fixture if sandbox is _FIXTURE else sandbox
         ctx = testing.Context(
-            make_charm(**harvester_kwargs),
+            sandboxed(make_charm(**harvester_kwargs), box),
             meta=metadata(action=declare_action),
             charm_root=root or charm_root,
             app_name=app_name,
@@ -184,6 +210,7 @@ class Kit:
     CHARMCRAFT = CHARMCRAFT
     write_collector = staticmethod(write_collector)
     make_charm = staticmethod(make_charm)
+    sandboxed = staticmethod(sandboxed)
     metadata = staticmethod(metadata)
     state = staticmethod(state)
     MODEL = MODEL

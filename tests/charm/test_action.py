@@ -11,6 +11,7 @@ import pytest
 from ops import testing
 
 from dwellir_harvester.lib import validate_output
+from dwellir_harvester.lib.limits import MAX_MESSAGE
 
 RESULT_KEY = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*$")
 
@@ -134,9 +135,12 @@ def test_validate_false_skips_each_collectors_schema(context, sandbox, charm_roo
     [
         ({"collectors": "peers nope"}, "unknown collector 'nope' (available: "),
         ({"collectors": "nope, zilch"}, "unknown collectors 'nope', 'zilch' (available: "),
-        ({"timeout": 0}, "timeout must be a positive number of seconds, not 0"),
-        ({"timeout": -1}, "timeout must be a positive number of seconds, not -1"),
-        ({"timeout": -0.5}, "timeout must be a positive number of seconds, not -0.5"),
+        ({"timeout": 0}, "timeout must be greater than 0 and at most 3600 seconds, not 0"),
+        ({"timeout": -1}, "timeout must be greater than 0 and at most 3600 seconds, not -1"),
+        ({"timeout": -0.5}, "timeout must be greater than 0 and at most 3600 seconds, not -0.5"),
+        ({"timeout": 1e10}, "timeout must be greater than 0 and at most 3600 seconds, not 10000000000.0"),
+        ({"timeout": 3601}, "timeout must be greater than 0 and at most 3600 seconds, not 3601"),
+        ({"timeout": 10**400}, "timeout must be greater than 0 and at most 3600 seconds, not 1000000000"),
     ],
 )
 def test_bad_input_fails_the_action_with_one_line(context, sandbox, kit, params, message):
@@ -150,6 +154,56 @@ def test_bad_input_fails_the_action_with_one_line(context, sandbox, kit, params,
         listed = text.split("(available: ", 1)[1].rstrip(")").split(", ")
         assert {"blocks", "peers", "host", "juju-charm"} <= set(listed)
     assert ctx.action_results is None
+
+
+def test_a_huge_timeout_fails_the_action_instead_of_losing_the_document(context, sandbox, kit):
+    """1e10 s passed every check before and crashed the hook with OverflowError deep in threading."""
+    ctx = context()
+    with pytest.raises(testing.ActionFailed) as failed:
+        run_action(ctx, kit, collectors="peers", timeout=1e10)
+    assert failed.value.message == "timeout must be greater than 0 and at most 3600 seconds, not 10000000000.0"
+    assert run_action(ctx, kit, collectors="peers", timeout=3600)["status"] == "success"  # the limit itself
+
+
+def test_a_huge_unknown_name_gives_a_bounded_failure(context, sandbox, kit):
+    """A 1 MB name used to come back whole in action-fail, past the kernel's argument limit."""
+    ctx = context()
+    with pytest.raises(testing.ActionFailed) as failed:
+        run_action(ctx, kit, collectors="x" * (1024 * 1024))
+    text = failed.value.message
+    assert len(text) <= MAX_MESSAGE
+    assert text.startswith("unknown collector 'xxx")
+    assert "\n" not in text
+
+
+def test_many_unknown_names_are_listed_a_few_at_a_time(context, sandbox, kit):
+    ctx = context()
+    with pytest.raises(testing.ActionFailed) as failed:
+        run_action(ctx, kit, collectors=" ".join(f"nope{i}" for i in range(500)))
+    text = failed.value.message
+    assert len(text) <= MAX_MESSAGE
+    assert text.startswith("unknown collectors 'nope0', 'nope1', 'nope2', 'nope3', 'nope4' and 495 more (available: ")
+
+
+def test_every_log_line_and_failure_is_one_bounded_line(context, sandbox, charm_root, kit):
+    kit.write_collector(
+        charm_root / "collectors",
+        "chatty",
+        """
+        from dwellir_harvester.lib import GenericCollector
+
+        class ChattyCollector(GenericCollector):
+            NAME = "chatty"
+
+            def collect(self):
+                raise RuntimeError("line one\\nline two " + "y" * 100_000)
+        """,
+    )
+    ctx = context()
+    assert run_action(ctx, kit, collectors="chatty")["status"] == "failed"
+    assert ctx.action_logs
+    for line in ctx.action_logs:
+        assert "\n" not in line and len(line) <= MAX_MESSAGE
 
 
 def test_a_missing_collector_dir_fails_the_action(context, sandbox, kit, charm_root):

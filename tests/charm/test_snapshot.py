@@ -75,7 +75,8 @@ def test_redaction_matches_names_case_insensitively(context, sandbox, kit):
             "port": {"type": "int", "default": 9944},
         }
     )
-    with testing.Context(kit.make_charm(), meta=meta, charm_root=sandbox.root.parent / "charm") as ctx:
+    charm = kit.sandboxed(kit.make_charm(), sandbox)
+    with testing.Context(charm, meta=meta, charm_root=sandbox.root.parent / "charm") as ctx:
         ctx.run(ctx.on.install(), kit.state())
     config = sandbox.read_snapshot(kit.APP)["config"]
     assert config["Auth-TOKEN"] == config["ssh_key_path"] == config["SecretSauce"] == "<redacted>"

@@ -12,7 +12,7 @@ import yaml
 from charmlibs import systemd
 from ops import testing
 
-from dwellir_harvester.charm.testing import harvester_sandbox
+from dwellir_harvester.charm.testing import Sandbox
 from dwellir_harvester.config import config_schema_path, discover, load_settings
 
 SERVICE = "dwellir-harvester"
@@ -49,7 +49,11 @@ def test_the_runner_loads_the_dropin_and_would_run_the_charms_collectors(
     main.write_text("collectors: [host]\n")
     options = {"peers": {"rpc_url": "http://10.0.0.7:9944"}}
     ctx = context(
-        config_dir=etc / "config.d", snapshot_dir=tmp_path / "var" / "charms", service=None, collector_options=options
+        sandbox=None,
+        config_dir=etc / "config.d",
+        snapshot_dir=tmp_path / "var" / "charms",
+        service=None,
+        collector_options=options,
     )
     ctx.run(ctx.on.install(), kit.state())
 
@@ -123,18 +127,18 @@ def test_configure_collector_names_and_dropin_path(context, sandbox, kit):
 
 
 def test_service_not_installed_is_not_an_error(context, tmp_path, kit):
-    with harvester_sandbox(tmp_path / "root") as box:  # no services at all
-        ctx = context()
-        ctx.run(ctx.on.install(), kit.state())
+    box = Sandbox(tmp_path / "bare")  # no services at all
+    ctx = context(sandbox=box)
+    ctx.run(ctx.on.install(), kit.state())
     assert box.read_dropin(kit.APP)["collectors"] == ["blocks", "peers"]
     assert box.systemd.calls == [("service_running", SERVICE)]
     assert any("not running" in line.message for line in ctx.juju_log)
 
 
 def test_installed_but_stopped_service_is_not_reloaded(context, tmp_path, kit):
-    with harvester_sandbox(tmp_path / "root", services={SERVICE: "inactive"}) as box:
-        ctx = context()
-        ctx.run(ctx.on.install(), kit.state())
+    box = Sandbox(tmp_path / "stopped", services={SERVICE: "inactive"})
+    ctx = context(sandbox=box)
+    ctx.run(ctx.on.install(), kit.state())
     assert box.systemd.called("service_reload") == []
     assert box.dropin_path(kit.APP).exists()
 
@@ -145,28 +149,34 @@ def test_systemctl_missing_is_logged_not_raised(context, tmp_path, monkeypatch, 
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
     config_dir = tmp_path / "config.d"
-    ctx = context(config_dir=config_dir, snapshot_dir=tmp_path / "charms")
+    ctx = context(sandbox=None, config_dir=config_dir, snapshot_dir=tmp_path / "charms")
     ctx.run(ctx.on.install(), kit.state())
     assert (config_dir / "harvested.yaml").exists()
     assert any("systemctl is not available" in line.message for line in ctx.juju_log)
 
 
-def test_a_failing_reload_is_logged_not_raised(context, tmp_path, monkeypatch, kit):
-    """Patched at the charmlibs.systemd boundary: running, but the reload fails."""
-    calls = []
+class RunningButReloadFails:
+    """A service manager of the charm author's own (the ServiceManager protocol): running, reload fails."""
 
-    def running(name):
-        calls.append(("running", name))
+    def __init__(self):
+        self.calls = []
+
+    def service_running(self, service_name):
+        self.calls.append(("running", service_name))
         return True
 
-    def reload(name, restart_on_failure=False):
-        calls.append(("reload", name))
+    def service_reload(self, service_name, restart_on_failure=False):
+        self.calls.append(("reload", service_name))
         raise systemd.SystemdError("Command ['systemctl', 'reload', 'x'] failed with returncode 1.\nstderr: boom")
 
-    monkeypatch.setattr(systemd, "service_running", running)
-    monkeypatch.setattr(systemd, "service_reload", reload)
-    ctx = context(config_dir=tmp_path / "config.d", snapshot_dir=tmp_path / "charms", service="x")
+
+def test_a_failing_reload_is_logged_not_raised(context, tmp_path, kit):
+    manager = RunningButReloadFails()
+    ctx = context(
+        sandbox=None, config_dir=tmp_path / "config.d", snapshot_dir=tmp_path / "charms", service="x", systemd=manager
+    )
     ctx.run(ctx.on.install(), kit.state())
+    calls = manager.calls
     assert calls == [("running", "x"), ("reload", "x")]
     warnings = [line.message for line in ctx.juju_log if line.level == "WARNING"]
     assert any(m.startswith("cannot reload x: Command") and "\n" not in m for m in warnings)
@@ -211,6 +221,7 @@ def test_two_applications_keep_their_own_dropins(context, sandbox, kit):
 def test_explicit_paths_need_no_sandbox(context, tmp_path, charm_root, kit):
     """Paths are constructor arguments: no root, no systemd (service=None), no runner config."""
     ctx = context(
+        sandbox=None,
         collector_dir=charm_root / "collectors",
         config_dir=tmp_path / "c",
         snapshot_dir=tmp_path / "s" / "charms",
@@ -226,7 +237,11 @@ def test_explicit_paths_need_no_sandbox(context, tmp_path, charm_root, kit):
     [
         ({"collector_dir": "nowhere"}, "does not exist"),
         ({"collector_options": {"peers": {"rpc_ulr": "x"}}}, "unknown option 'rpc_ulr'"),
-        ({"collectors": ["peers", "nope"]}, "unknown collector 'nope'"),
+        ({"collectors": ["peers", "peres"]}, "unknown collector 'peres' (did you mean 'peers'?)"),
+        (
+            {"collector_options": {"blokcs": {}}},
+            "collector_options for unknown collector 'blokcs' (did you mean 'blocks'?)",
+        ),
     ],
 )
 def test_collectors_that_cannot_be_wired_withdraw_the_dropin_and_block(context, sandbox, kit, kwargs, problem):
@@ -261,7 +276,9 @@ def test_a_broken_plugin_file_is_skipped_with_a_warning(context, sandbox, charm_
 
 def test_collectors_as_a_string_is_a_type_error(kit, charm_root):
     with (
-        testing.Context(kit.make_charm(collectors="peers"), meta=kit.metadata(), charm_root=charm_root) as ctx,
+        testing.Context(
+            kit.sandboxed(kit.make_charm(collectors="peers"), None), meta=kit.metadata(), charm_root=charm_root
+        ) as ctx,
         pytest.raises(testing.errors.UncaughtCharmError) as raised,
     ):
         ctx.run(ctx.on.install(), kit.state())

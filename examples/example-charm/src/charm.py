@@ -23,7 +23,11 @@ What the charm does on the machine, hook by hook:
 - remove: stop and disable the service, remove the unit, the main config and the token file
   (the Harvester removes its drop-in and snapshot).
 
-Every path it writes is under ``$HARVESTER_EXAMPLE_ROOT`` (default ``/``; see ``workload.py``).
+What a test (or a machine laid out differently) changes are two class attributes, read where the
+charm builds what uses them: ``paths`` (every path the charm and its ``Harvester`` write, under
+one root: ``/`` on a unit) and ``systemd`` (what manages the service: the ``charmlibs.systemd``
+module on a unit). The tests set them on a subclass (``dwellir_harvester.charm.testing.subclass``),
+as docs/charm-authors.md shows for ``Harvester``'s arguments.
 """
 
 from __future__ import annotations
@@ -31,14 +35,14 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import ops
 import workload
-from charmlibs import systemd
+from charmlibs import systemd as charmlibs_systemd
 
 from dwellir_harvester.charm import Harvester
-from dwellir_harvester.lib import PluginPathError, load_collectors
+from dwellir_harvester.lib import PluginPathError, files, load_collectors
 from dwellir_harvester.lib.redact import REDACTED, is_sensitive, redact_url
 
 logger = logging.getLogger(__name__)
@@ -60,9 +64,13 @@ class Tokens(NamedTuple):
 class HarvesterExampleCharm(ops.CharmBase):
     """Runs the harvester daemon and ships the ``unit-facts`` and ``polkadot`` collectors."""
 
+    #: Every path the charm writes, its Harvester's included: the machine's own on a unit.
+    paths: ClassVar[workload.Paths] = workload.Paths()
+    #: What starts, stops and reloads the service: the ``charmlibs.systemd`` module on a unit.
+    systemd: ClassVar[workload.Systemd] = charmlibs_systemd
+
     def __init__(self, framework: ops.Framework) -> None:
         super().__init__(framework)
-        self.paths = workload.Paths.from_environ()
         self._running: bool | None = None  # what systemd said in this hook, once asked
         self._service_problem: str | None = None
         self._removing = False
@@ -73,16 +81,25 @@ class HarvesterExampleCharm(ops.CharmBase):
             COLLECTOR_DIR,
             config_dir=self.paths.config_dir,
             snapshot_dir=self.paths.snapshot_dir,
+            results_dir=self.paths.results_dir,
             service=None,  # the charm starts, restarts or reloads the service, once per hook
         )
         # The drop-in as it is before any handler runs (the Harvester's run before the charm's),
         # then what the Harvester should wire in this hook.
-        self._dropin_before = workload.read_bytes(self.harvester.dropin_path)
+        self._dropin_before = self._read_dropin()
         self.harvester.collectors, self.harvester.collector_options = self._wiring()
         # After the Harvester's handlers: the drop-in is written before the daemon (re)starts.
         for event in (on.install, on.start, on.upgrade_charm, on.config_changed, on.secret_changed):
             framework.observe(event, self._on_reconcile)
         framework.observe(on.collect_unit_status, self._on_collect_status)
+
+    def _read_dropin(self) -> bytes | None:
+        """The Harvester's drop-in as it is now; None when there is none (or it cannot be read)."""
+        try:
+            return files.read_bytes(self.harvester.dropin_path)
+        except (OSError, ValueError) as err:
+            logger.warning("cannot read %s: %s", self.harvester.dropin_path, err)
+            return None
 
     # --- what the config says ------------------------------------------------------------------
 
@@ -169,16 +186,16 @@ class HarvesterExampleCharm(ops.CharmBase):
             self._service_problem = f"cannot create the service user: {err}"
             logger.error("%s", self._service_problem)
             return
-        unit_changed = workload.write_file(
+        unit_changed = files.write_if_changed(
             self.paths.unit_file, workload.render_unit(self.charm_dir, self.paths).encode(), 0o644
         )
         if unit_changed:
             logger.info("wrote %s", self.paths.unit_file)
             if not (
-                self._systemctl("daemon-reload", systemd.daemon_reload)
-                and self._systemctl("enable", systemd.service_enable, workload.SERVICE)
+                self._systemctl("daemon-reload", self.systemd.daemon_reload)
+                and self._systemctl("enable", self.systemd.service_enable, workload.SERVICE)
             ):
-                workload.remove_file(self.paths.unit_file)  # so that the next hook tries again
+                files.remove(self.paths.unit_file)  # so that the next hook tries again
                 return
         if isinstance(event, (ops.InstallEvent, ops.UpgradeCharmEvent)):
             self.unit.set_workload_version(workload.runner_version())
@@ -187,15 +204,15 @@ class HarvesterExampleCharm(ops.CharmBase):
             logger.warning("not applying the config: %s", "; ".join(self.problems))
         else:
             rebind, config_changed, tokens_changed = self._write_config(user)
-        dropin_changed = workload.read_bytes(self.harvester.dropin_path) != self._dropin_before
+        dropin_changed = self._read_dropin() != self._dropin_before
         if not self.paths.main_config.exists():
             return  # nothing good to start the daemon with yet
         if not self.running:
-            self._systemctl("start", systemd.service_start, workload.SERVICE)
+            self._systemctl("start", self.systemd.service_start, workload.SERVICE)
         elif unit_changed or rebind or isinstance(event, ops.UpgradeCharmEvent):
-            self._systemctl("restart", systemd.service_restart, workload.SERVICE)
+            self._systemctl("restart", self.systemd.service_restart, workload.SERVICE)
         elif config_changed or tokens_changed or dropin_changed:
-            self._systemctl("reload", systemd.service_reload, workload.SERVICE)
+            self._systemctl("reload", self.systemd.service_reload, workload.SERVICE)
 
     def _write_config(self, user: workload.SystemUser) -> tuple[bool, bool, bool]:
         """Write the token file and the main config: (rebind, config changed, tokens changed)."""
@@ -204,14 +221,14 @@ class HarvesterExampleCharm(ops.CharmBase):
         old = (previous.get("host"), previous.get("port")) if isinstance(previous, dict) else None
         tokens_changed = False
         if tokens is not None:  # the token file first, so that the config never names a missing one
-            tokens_changed = workload.write_file(paths.token_file, workload.render_tokens(tokens), 0o640, user.gid)
+            tokens_changed = files.write_if_changed(paths.token_file, workload.render_tokens(tokens), 0o640, user.gid)
             if tokens_changed:
                 logger.info("wrote %s (%d tokens)", paths.token_file, len(tokens))
         content = workload.render_config(settings, paths, auth=tokens is not None)
-        config_changed = workload.write_file(paths.main_config, content, 0o644)
+        config_changed = files.write_if_changed(paths.main_config, content, 0o644)
         if config_changed:
             logger.info("wrote %s", paths.main_config)
-        if tokens is None and workload.remove_file(paths.token_file):
+        if tokens is None and files.remove(paths.token_file):
             tokens_changed = True
             logger.info("removed %s: the daemon requires no token now", paths.token_file)
         rebind = old is not None and old != (settings.host, settings.port)
@@ -220,13 +237,13 @@ class HarvesterExampleCharm(ops.CharmBase):
     def _on_remove(self, event: ops.RemoveEvent) -> None:
         self._removing = True
         if self.paths.unit_file.exists():
-            self._systemctl("stop", systemd.service_stop, workload.SERVICE)
-            self._systemctl("disable", systemd.service_disable, workload.SERVICE)
-        if workload.remove_file(self.paths.unit_file):
+            self._systemctl("stop", self.systemd.service_stop, workload.SERVICE)
+            self._systemctl("disable", self.systemd.service_disable, workload.SERVICE)
+        if files.remove(self.paths.unit_file):
             logger.info("removed %s", self.paths.unit_file)
-            self._systemctl("daemon-reload", systemd.daemon_reload)
+            self._systemctl("daemon-reload", self.systemd.daemon_reload)
         for path in (self.paths.main_config, self.paths.token_file):
-            if workload.remove_file(path):
+            if files.remove(path):
                 logger.info("removed %s", path)
 
     def _on_collect_status(self, event: ops.CollectStatusEvent) -> None:
@@ -254,7 +271,7 @@ class HarvesterExampleCharm(ops.CharmBase):
         """Whether the service is active; systemd is asked at most once per hook."""
         if self._running is None:
             try:
-                self._running = systemd.service_running(workload.SERVICE)
+                self._running = self.systemd.service_running(workload.SERVICE)
             except FileNotFoundError:
                 self._running = False
         return self._running
@@ -264,7 +281,7 @@ class HarvesterExampleCharm(ops.CharmBase):
         command = " ".join(["systemctl", verb, *args])
         try:
             function(*args)
-        except (systemd.SystemdError, OSError) as err:
+        except (charmlibs_systemd.SystemdError, OSError) as err:
             self._service_problem = f"{command} failed: {JOURNAL_HINT}"
             self._running = None
             logger.error("%s failed: %s", command, " ".join(str(err).split()))

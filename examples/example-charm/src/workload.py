@@ -2,30 +2,25 @@
 
 Everything here is plain Python around files and two commands (``getent``, ``useradd``); the charm
 (``charm.py``) decides what to write and when. Every path the charm writes is under one root,
-read in one place (:meth:`Paths.from_environ`) from the environment variable
-``HARVESTER_EXAMPLE_ROOT`` (default ``/``). Juju never sets it, so on a unit every path is the
-real one; tests set it to a temporary directory, and it works the same whether the charm runs in
-ops[testing] or as a real process driven through ``dispatch``.
+``Paths.root``: ``/`` on a unit; the charm's tests give it a temporary directory (through the
+charm's ``paths`` class attribute), in ops[testing] and through ``dispatch`` alike.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 import subprocess
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
 import yaml
 
-from dwellir_harvester.lib.files import sync_dir, write_atomic
 from dwellir_harvester.lib.redact import redact_url
 
-ROOT_ENV = "HARVESTER_EXAMPLE_ROOT"
 SERVICE = "dwellir-harvester"
 USER = "dwellir-harvester"
 #: The interpreter the service runs the runner with: the one that runs the charm on a unit
@@ -48,13 +43,9 @@ class Paths:
 
     root: Path = Path("/")
 
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> Paths:
-        """The one place that reads ``HARVESTER_EXAMPLE_ROOT``; it must be an absolute path."""
-        root = environ.get(ROOT_ENV) or "/"
-        if not os.path.isabs(root):
-            raise ValueError(f"{ROOT_ENV} must be an absolute path, not {root!r}")
-        return cls(Path(root))
+    def __post_init__(self) -> None:
+        if not self.root.is_absolute():
+            raise ValueError(f"the root of the charm's paths must be absolute, not {str(self.root)!r}")
 
     def under(self, path: str) -> Path:
         """``path`` (absolute, as on a unit) under the root: ``/etc/x`` is ``<root>/etc/x``."""
@@ -91,55 +82,30 @@ class Paths:
         return self.state_dir / "charms"
 
     @property
+    def results_dir(self) -> Path:
+        """Where the Harvester writes action results too large for Juju (0700, files 0600)."""
+        return self.state_dir / "action-results"
+
+    @property
     def output(self) -> Path:
         """The document the daemon writes after each harvest."""
         return self.state_dir / "harvested-data.json"
 
 
+class Systemd(Protocol):
+    """What the charm asks of systemd: the ``charmlibs.systemd`` module on a unit, a fake in tests."""
+
+    def service_running(self, service_name: str) -> bool: ...
+    def service_start(self, *args: str) -> bool: ...
+    def service_stop(self, *args: str) -> bool: ...
+    def service_restart(self, *args: str) -> bool: ...
+    def service_reload(self, service_name: str, restart_on_failure: bool = False) -> bool: ...
+    def service_enable(self, *args: str) -> bool: ...
+    def service_disable(self, *args: str) -> bool: ...
+    def daemon_reload(self) -> bool: ...
+
+
 # --- files -------------------------------------------------------------------------------------
-
-
-def write_file(path: Path, content: bytes, mode: int, group: int | None = None) -> bool:
-    """Make ``path`` hold ``content`` with ``mode`` (and ``group``); True when the content was written.
-
-    A file that already holds ``content`` is not rewritten (its inode and mtime stay), only its
-    mode and group are corrected if needed. Otherwise the new content goes to a temporary file in
-    the same directory that gets its mode and group before any byte is written, then is synced and
-    renamed over ``path``, so a reader sees the old file or the new one, never half of one, and
-    never a copy readable by others.
-    """
-    try:
-        same = path.read_bytes() == content
-    except FileNotFoundError:
-        same = False
-    if same:
-        st = path.stat()
-        if st.st_mode & 0o7777 != mode:
-            os.chmod(path, mode)
-        if group is not None and st.st_gid != group:
-            os.chown(path, -1, group)
-        return False
-    path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-    write_atomic(path, content, mode, group)
-    return True
-
-
-def remove_file(path: Path) -> bool:
-    """Remove ``path``; True when it existed."""
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        return False
-    sync_dir(path.parent)
-    return True
-
-
-def read_bytes(path: Path) -> bytes | None:
-    """The file's content, or None when it does not exist."""
-    try:
-        return path.read_bytes()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
 
 
 def read_wiring(dropin: bytes | None) -> tuple[list[str], dict[str, dict[str, Any]]] | None:
@@ -246,7 +212,7 @@ def check_rpc_url(url: str) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return f"rpc-url must be an http:// or https:// URL with a host, not {shown!r}"
     if shown != url:
-        return "rpc-url must not hold credentials (the daemon's drop-in is readable by every user)"
+        return "rpc-url must not hold credentials (charm config is readable by everyone who can read the model)"
     return None
 
 

@@ -152,9 +152,8 @@ def node() -> Iterator[Node]:
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test inherits plugin paths, a config file, tokens or a root prefix from its caller."""
+    """No test inherits plugin paths, a config file or tokens from its caller."""
     for name in (
-        "HARVESTER_EXAMPLE_ROOT",
         "HARVESTER_COLLECTOR_PATHS",
         "HARVESTER_CONFIG",
         "DAEMON_AUTH_TOKENS",

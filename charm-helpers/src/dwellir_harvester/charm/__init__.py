@@ -12,32 +12,26 @@
 
 The public API:
 
-``Harvester(charm, collector_dir="collectors", *, collectors=None, collector_options=None,
-config_dir="/etc/dwellir-harvester/config.d", snapshot_dir="/var/lib/dwellir-harvester/charms",
-service="dwellir-harvester", action="run-collectors")``
-    An ``ops.Object`` that observes the charm's own events. On install, upgrade-charm and
-    config-changed it writes the drop-in ``<config_dir>/<app>.yaml`` (the charm's collector dir,
-    collectors and options, in the runner's config format; atomically, only when it changes) and
-    reloads the harvester's systemd service when it is running. On every hook it observes it
-    refreshes ``<snapshot_dir>/<app>.json``, the charm's Juju context (topology, config with
-    secrets redacted, relations without their data) for the runner's ``juju-charm`` collector. On
-    remove it takes both away. It answers the ``run-collectors`` action (declared in the charm's
-    ``charmcraft.yaml``) by running the collectors in the hook and returning the document.
+``Harvester(charm, collector_dir="collectors", *, collectors=None, collector_options=None, ...)``
+    The ops Object: it wires the charm's collectors into the harvester on the machine, leaves a
+    snapshot of the charm's Juju context, and answers the ``run-collectors`` action. Its class
+    docstring is the reference: every argument, the events it observes, the files it writes and
+    their modes.
 
-    ``configure()`` re-wires after the charm changed ``collectors`` or ``collector_options``;
-    ``collector_names``, ``dropin_path``, ``snapshot_path``, ``collector_dir``, ``problem`` and
-    ``status`` (for ``collect_unit_status``) let the charm report what it wired.
+``ServiceManager``
+    The protocol of Harvester's ``systemd`` argument (what reloads the harvester's service).
 
 ``__version__``
     The version of ``dwellir-harvester-charm``.
 
-Test-time code lives in ``dwellir_harvester.charm.testing`` (a sandbox for ops[testing] tests:
-redirected paths and a fake systemd that keeps systemd's rules); it is not imported here.
+Test-time code lives in ``dwellir_harvester.charm.testing`` (a sandbox for ops[testing] tests and
+a fake systemd that keeps systemd's rules, both handed to Harvester as constructor arguments); it
+is not imported here.
 
 The guide: ``docs/charm-authors.md``.
 """
 
-from ._harvester import Harvester
+from ._harvester import Harvester, ServiceManager
 from ._version import __version__
 
-__all__ = ["Harvester", "__version__"]
+__all__ = ["Harvester", "ServiceManager", "__version__"]

@@ -1,9 +1,15 @@
-"""The ``run-collectors`` action: parameters, the live ``juju-charm`` collector, and Juju-safe results."""
+"""The ``run-collectors`` action: what it reports (``run``), and results that fit what Juju carries.
+
+``run`` is the action without Juju: parameters in, an ``ActionOutcome`` (results, log lines, a
+failure) out. ``Harvester`` gathers what it needs (the snapshot, the registry) and hands the
+outcome to the event; ``deliver`` moves a document too large for action results into a file.
+Every line of an outcome is one line of at most ``MAX_MESSAGE`` characters, with the secrets that
+error messages may quote redacted.
+"""
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -11,10 +17,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
-from dwellir_harvester.lib import CollectorSpec, GenericCollector
+from dwellir_harvester.lib import (
+    CollectorError,
+    CollectorSpec,
+    DocumentValidationError,
+    GenericCollector,
+    Registry,
+    files,
+    harvest,
+    overall_status,
+)
+from dwellir_harvester.lib.limits import MAX_MESSAGE, one_line, seconds
+from dwellir_harvester.lib.redact import redact_text
 
-from . import _files
 from ._version import __version__
+from ._wiring import own_names
 
 JUJU_CHARM = "juju-charm"
 HOST = "host"
@@ -23,6 +40,12 @@ HOST = "host"
 MAX_ARG_BYTES = 131072
 #: How many result files of one unit are kept in the results dir (the newest ones).
 KEEP_RESULT_FILES = 5
+#: The most distinct names the ``collectors`` parameter may hold.
+MAX_NAMES = 1000
+#: How many names a message lists before it says how many more there are.
+LISTED_NAMES = 20
+#: The most characters of one name a message shows.
+SHOWN_NAME = 60
 
 _SPLIT = re.compile(r"[\s,]+")
 
@@ -39,29 +62,176 @@ class Request(NamedTuple):
     timeout: float | None
 
 
+class ActionOutcome(NamedTuple):
+    """What the action reports: results to set, lines for the action's log, and why it failed.
+
+    Attributes:
+        results: the action results (``output`` and ``status``), or None when there are none.
+        logs: lines for ``event.log``, in order; each one line and bounded.
+        failure: the message for ``event.fail`` (one line, bounded), or None when the action did
+            not fail. An action can have both results and a failure (a document that does not
+            match the schema is returned, and the action fails).
+    """
+
+    results: dict[str, str] | None
+    logs: tuple[str, ...]
+    failure: str | None
+
+
+def redacted(text: str) -> str:
+    """Return ``text`` (an error message) as one bounded line with the secrets it may quote redacted.
+
+    Only a bounded prefix is scanned: what is shown is at most ``MAX_MESSAGE`` characters anyway.
+    """
+    return one_line(redact_text(text[: 2 * MAX_MESSAGE]))
+
+
+def failed(message: str, logs: Sequence[str] = ()) -> ActionOutcome:
+    """Return an outcome that fails the action with ``message`` (made one bounded line, secrets redacted)."""
+    return ActionOutcome(None, tuple(logs), redacted(message))
+
+
 def parse_params(params: Mapping[str, Any]) -> Request:
-    """Check and convert ``collectors``, ``validate`` and ``timeout`` (Juju has applied defaults)."""
+    """Check and convert ``collectors``, ``validate`` and ``timeout`` (Juju has applied defaults).
+
+    Raises:
+        ActionInputError: a parameter is not acceptable; the message names it.
+    """
     raw = params.get("collectors", "")
     if raw is None:
         raw = ""
     if not isinstance(raw, str):
-        raise ActionInputError(f"collectors must be a string of names separated by spaces or commas, not {raw!r}")
+        shown = one_line(repr(raw), SHOWN_NAME)
+        raise ActionInputError(f"collectors must be a string of names separated by spaces or commas, not {shown}")
     names = tuple(dict.fromkeys(name for name in _SPLIT.split(raw) if name))
+    if len(names) > MAX_NAMES:
+        raise ActionInputError(f"collectors names {len(names)} collectors, more than the limit of {MAX_NAMES}")
     validate = params.get("validate", True)
     if not isinstance(validate, bool):
-        raise ActionInputError(f"validate must be true or false, not {validate!r}")
+        raise ActionInputError(f"validate must be true or false, not {one_line(repr(validate), SHOWN_NAME)}")
     timeout = params.get("timeout")
     if timeout is not None:
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-            raise ActionInputError(f"timeout must be a number of seconds, not {timeout!r}")
-        if not (timeout > 0 and math.isfinite(timeout)):
-            raise ActionInputError(f"timeout must be a positive number of seconds, not {timeout:g}")
-        timeout = float(timeout)
+        try:
+            timeout = seconds(timeout, "timeout")
+        except ValueError as err:
+            raise ActionInputError(str(err)) from None
     return Request(names or None, validate, timeout)
 
 
+def listing(names: Sequence[str], limit: int = LISTED_NAMES) -> str:
+    """Return ``names`` as ``a, b, c``: at most ``limit`` of them, each cut short, then how many more."""
+    shown = [one_line(name, SHOWN_NAME) for name in names[:limit]]
+    more = len(names) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
+def unknown_names(unknown: Sequence[str], available: Sequence[str]) -> str:
+    """Return the failure for names that are not collectors: a few of them, and a few valid ones."""
+    noun = "collector" if len(unknown) == 1 else "collectors"
+    quoted = [repr(one_line(name, SHOWN_NAME)) for name in unknown[:5]]
+    more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+    return f"unknown {noun} {', '.join(quoted)}{more} (available: {listing(available)})"
+
+
+def run(
+    params: Mapping[str, Any],
+    registry: Registry,
+    *,
+    app: str,
+    snapshot: Mapping[str, Any],
+    directory: Path,
+    collectors: Sequence[str] | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> ActionOutcome:
+    """Run the action: check the parameters, run the collectors, and say what to report.
+
+    It reads no event and writes no file; the collectors it runs may do anything they do.
+
+    Args:
+        params: the action's parameters as Juju gives them (``collectors``, ``validate``,
+            ``timeout``).
+        registry: what discovery found from the hook (the charm's collector dir, and whatever is
+            installed in the charm's environment).
+        app: the application's name, for the live ``juju-charm`` entry.
+        snapshot: the charm's Juju context, reported as the live ``juju-charm`` entry.
+        directory: the charm's collector dir (its collectors run by default).
+        collectors: the charm's collectors; None: every collector found in ``directory``.
+        options: constructor options per collector name.
+
+    Returns:
+        The results (the document as JSON text in ``output``, and ``status``), the log lines,
+        and the failure: bad parameters and unknown names fail the action without results; a
+        collector that fails or times out does not fail it.
+    """
+    logs = [one_line(f"skipped plugin {p.where}: {redacted(p.message)}") for p in registry.problems]
+    try:
+        request = parse_params(params)
+    except ActionInputError as err:
+        return failed(str(err), logs)
+    available = sorted({*registry.available(), JUJU_CHARM})
+    if request.names is None:
+        own = collectors if collectors is not None else own_names(registry, directory)
+        names = []
+        for name in default_selection(own, available):
+            if name in registry or name == JUJU_CHARM:
+                names.append(name)
+            else:
+                logs.append(one_line(f"skipping {name}: not discoverable from the charm"))
+    else:
+        names = list(request.names)
+        unknown = [name for name in names if name != JUJU_CHARM and name not in registry]
+        if unknown:
+            return failed(unknown_names(unknown, available), logs)
+    live = live_charm_spec(app, snapshot)
+    selection: list[str | CollectorSpec] = [live if name == JUJU_CHARM else name for name in names]
+    given = {name: opts for name, opts in (options or {}).items() if name != JUJU_CHARM}
+    each = f" ({request.timeout:g} s each)" if request.timeout is not None else ""
+    logs.append(one_line(f"running {len(selection)} collectors{each}: {listing(names)}"))
+    invalid: str | None = None
+    try:
+        document = harvest(
+            selection,
+            registry=registry,
+            options=given,
+            timeout=request.timeout,
+            validate=request.validate,
+            host_collector=HOST,
+        )
+    except DocumentValidationError as err:
+        if err.document is None:
+            return failed(str(err), logs)
+        document, invalid = err.document, redacted(str(err))
+    except (CollectorError, ValueError, TypeError) as err:
+        return failed(str(err), logs)
+    status = overall_status(document)
+    for key, entry in document["collectors"].items():
+        meta = entry["meta"]
+        if meta["status"] != "success":
+            logs.append(one_line(f"{key}: {meta['status']}: {redacted('; '.join(meta['errors']))}"))
+    logs.append(f"done in {document['harvester']['duration_ms']:g} ms: {status}")
+    return ActionOutcome({"output": json.dumps(document), "status": status}, tuple(logs), invalid)
+
+
+def deliver(outcome: ActionOutcome, directory: Path, unit: str) -> ActionOutcome:
+    """Return ``outcome`` with results Juju can carry: a document too large for them goes to a file.
+
+    Juju passes each result as one ``action-set key=value`` argument, limited by Linux to
+    ``MAX_ARG_BYTES``; a larger ``output`` is written by ``write_result_file`` and named by
+    ``output-file`` instead.
+    """
+    results = outcome.results
+    if results is None or fits_in_result("output", results["output"]):
+        return outcome
+    try:
+        path = write_result_file(directory, unit, results["output"])
+    except OSError as err:
+        return failed(f"the document is too large for action results and writing it failed: {err}", outcome.logs)
+    fitted = {"output-file": str(path), "status": results["status"]}
+    return outcome._replace(results=fitted)
+
+
 def live_charm_spec(app: str, snapshot: Mapping[str, Any]) -> CollectorSpec:
-    """A ``juju-charm`` collector that reports this charm's context as the hook sees it now.
+    """Return a ``juju-charm`` collector that reports this charm's context as the hook sees it now.
 
     Its data has the shape of the runner's built-in ``juju-charm`` collector, limited to this
     application: ``{"applications": {app: <snapshot without "format">}}``.
@@ -82,11 +252,6 @@ def live_charm_spec(app: str, snapshot: Mapping[str, Any]) -> CollectorSpec:
     return CollectorSpec(JUJU_CHARM, JujuCharmCollector, "charm", f"charm:{app}")
 
 
-def one_line(text: str) -> str:
-    """``text`` on one line: Juju shows a failure message as one."""
-    return " ".join(str(text).split())
-
-
 def fits_in_result(key: str, value: str) -> bool:
     """Whether ``action-set key=value`` stays within one argument's limit (MAX_ARG_STRLEN)."""
     return len(f"{key}={value}".encode()) + 1 <= MAX_ARG_BYTES
@@ -99,18 +264,19 @@ def write_result_file(directory: Path, unit: str, text: str) -> Path:
     ``KEEP_RESULT_FILES`` are removed.
     """
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if directory.stat().st_uid == os.geteuid():
-        _files.ensure_mode(directory, 0o700)
+    st = directory.stat()
+    if st.st_uid == os.geteuid() and st.st_mode & 0o7777 != 0o700:
+        os.chmod(directory, 0o700)
     prefix = unit.replace("/", "-") + "."
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
     path = directory / f"{prefix}{stamp}.json"
-    _files.write_atomic(path, text.encode("utf-8"), 0o600)
+    files.write_atomic(path, text.encode("utf-8"), 0o600)
     prune_result_files(directory, unit, keep=KEEP_RESULT_FILES)
     return path
 
 
 def result_files(directory: Path, unit: str) -> list[Path]:
-    """This unit's result files, oldest first."""
+    """Return this unit's result files, oldest first."""
     prefix = unit.replace("/", "-") + "."
     try:
         entries = list(directory.iterdir())
@@ -120,13 +286,14 @@ def result_files(directory: Path, unit: str) -> list[Path]:
 
 
 def prune_result_files(directory: Path, unit: str, keep: int) -> None:
-    files = result_files(directory, unit)
-    for old in files[: max(0, len(files) - keep)]:
-        _files.remove(old)
+    """Remove this unit's result files but the newest ``keep``."""
+    found = result_files(directory, unit)
+    for old in found[: max(0, len(found) - keep)]:
+        files.remove(old)
 
 
 def default_selection(own: Sequence[str], available: Sequence[str]) -> list[str]:
-    """``host`` (when discoverable), the charm's collectors, then the live ``juju-charm``."""
+    """Return ``host`` (when discoverable), the charm's collectors, then the live ``juju-charm``."""
     names = [HOST] if HOST in available else []
     names.extend(own)
     names.append(JUJU_CHARM)

@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
+import grp
 import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import ops
-from charmlibs import systemd
+from charmlibs import systemd as charmlibs_systemd
 
-from dwellir_harvester.lib import (
-    CollectorError,
-    CollectorSpec,
-    DocumentValidationError,
-    PluginPathError,
-    harvest,
-    load_collectors,
-    overall_status,
-)
+from dwellir_harvester.lib import PluginPathError, files, load_collectors
+from dwellir_harvester.lib.limits import one_line
 
-from . import _action, _files, _snapshot, _wiring
-from ._redirect import ACTIVE
+from . import _action, _snapshot, _wiring
 
 logger = logging.getLogger(__name__)
 
@@ -31,42 +24,111 @@ DEFAULT_CONFIG_DIR = "/etc/dwellir-harvester/config.d"
 DEFAULT_SNAPSHOT_DIR = "/var/lib/dwellir-harvester/charms"
 DEFAULT_SERVICE = "dwellir-harvester"
 DEFAULT_ACTION = "run-collectors"
+DEFAULT_GROUP = "dwellir-harvester"
 ACTION_PARAMS = ("collectors", "validate", "timeout")
+
+
+class ServiceManager(Protocol):
+    """What ``Harvester`` asks of systemd: ``charmlibs.systemd`` has it, and so does ``testing.FakeSystemd``.
+
+    Both methods take a service name (``dwellir-harvester``). A failure raises
+    ``charmlibs.systemd.SystemdError``, or ``OSError`` (``FileNotFoundError`` when there is no
+    ``systemctl``).
+    """
+
+    def service_running(self, service_name: str) -> bool:
+        """Whether the service is active."""
+        ...
+
+    def service_reload(self, service_name: str, restart_on_failure: bool = False) -> bool:
+        """Reload the service (``systemctl reload``)."""
+        ...
 
 
 class Harvester(ops.Object):
     """Ship a charm's collectors to the Dwellir Harvester, and answer ``run-collectors``.
 
-    ::
+    This docstring is the reference for the object; the guide (``docs/charm-authors.md``) walks
+    through using it. ::
 
         class MyCharm(ops.CharmBase):
             def __init__(self, framework: ops.Framework):
                 super().__init__(framework)
                 self.harvester = Harvester(self, collector_dir="collectors")
 
-    It observes the charm's own events:
+    **Events.** It observes the charm's own events; the charm writes no handler:
 
-    - ``install``, ``upgrade-charm``, ``config-changed``: :meth:`configure` — write the drop-in
-      ``<config_dir>/<app>.yaml`` (the charm's collector dir, its collectors and their options)
-      when its content changed, reload ``service`` when it is running, and refresh the snapshot;
-    - ``leader-elected`` and the relation events of every endpoint: refresh the snapshot
-      ``<snapshot_dir>/<app>.json`` (topology, redacted config, relations without data);
-    - ``remove``: take the drop-in and the snapshot away (and reload ``service`` when running);
-    - the action ``action`` (default ``run-collectors``), when the charm declares it: run the
-      collectors in the hook and return the document.
+    - ``install``, ``upgrade-charm``, ``config-changed``: :meth:`configure`;
+    - ``leader-elected``, and ``relation-created``, ``-joined``, ``-departed`` and ``-broken`` of
+      every endpoint: refresh the snapshot;
+    - ``remove``: remove the drop-in (then reload ``service`` when it runs), the snapshot (unless
+      another unit of the application on the machine wrote it) and the unit's result files;
+    - the action ``action``, when ``charmcraft.yaml`` declares it (else one warning per hook).
+
+    **The drop-in** ``<config_dir>/<app>.yaml``, in the harvester's config format, adds the
+    charm's collector dir to ``collector_paths``, its collectors to ``collectors`` and its
+    ``collector_options``. It is written atomically and only when its content changes; after a
+    change (or a change of its mode or group) ``service`` is reloaded when it is running; a
+    service that is not installed or not running, or a machine without systemctl, is logged, not
+    an error. It is mode 0644, like the rest of the harvester's config, unless a collector option
+    holds a secret: a name with one of ``dwellir_harvester.lib.redact.SECRET_WORDS``
+    (``rpc_password``), or a value with URL credentials (``https://user:pass@node``) or key
+    material (a PEM block, a long hex key), at any depth. Then it is mode 0640 with the group
+    ``group``, so the daemon can read it and other users cannot; when that group does not exist
+    (or this process may not give files to it) it is 0600, root only, with a warning, and the
+    next hook that writes it corrects mode and group once the group exists.
+
+    **What is checked first.** The harvester does not run a drop-in that names a collector or an
+    option it does not know, so a missing or unsafe collector dir, an option a discovered
+    collector's constructor does not take, or a name that is a near miss of one of the charm's own
+    collectors (``peres`` for ``peers``, while every plugin file in the dir imports) is a
+    :attr:`problem`: the drop-in is withdrawn, an error is logged and :attr:`status` is blocked.
+    A name the hook does not discover otherwise is written with a warning: the harvester may have
+    collectors the charm's environment does not (its built-ins, packages installed beside it). A
+    plugin file that fails to import is a warning and is skipped.
+
+    **The snapshot** ``<snapshot_dir>/<app>.json`` (format 1, mode 0644) is the charm's Juju
+    context for the harvester's ``juju-charm`` collector: topology, the config with its secrets
+    redacted (``dwellir_harvester.lib.redact.redact_values``, and every option of type
+    ``secret``), and the relations without their data. It is rewritten only when something but
+    its ``updated`` time changed; failing to write it is a warning, never a hook error.
+
+    **The action** runs the collectors in the hook (no daemon needed) and sets ``output`` (the
+    document as JSON text) and ``status`` (``success``, ``partial`` or ``failed``). Params:
+    ``collectors`` (names or namespaced names separated by spaces or commas; default ``host``
+    when discoverable, the charm's collectors, and ``juju-charm``, which is always the charm's
+    live context), ``validate`` (default true), ``timeout`` (seconds per collector, greater than
+    0 and at most ``dwellir_harvester.lib.limits.MAX_TIMEOUT``). A document too large for one
+    ``action-set`` argument (128 KiB) goes to a 0600 file in ``results_dir`` (0700; the newest
+    five per unit are kept), named by ``output-file`` instead of ``output``. A collector that
+    fails or times out is logged and makes ``status`` partial or failed; bad params, unknown
+    names or a missing collector dir fail the action. Every failure and log line is one line of
+    at most ``dwellir_harvester.lib.limits.MAX_MESSAGE`` characters, with secrets redacted.
+
+    **Tests.** Every path it writes, and what reloads the service, are constructor arguments, and
+    nothing else moves them. ``dwellir_harvester.charm.testing.Sandbox.harvester_args()`` gives a
+    test's set; the guide shows how a charm routes them in.
 
     Args:
         charm: the charm this object belongs to.
         collector_dir: the charm's plugin directory, relative to the charm dir or absolute.
         collectors: the collectors the charm contributes; None means every collector found in
-            ``collector_dir``. Names of the harvester's built-ins (``juju-charm``) may be listed too.
+            ``collector_dir``. Names the harvester provides (``juju-charm``) may be listed too.
         collector_options: constructor options per collector name, written to the drop-in and used
             by the action.
         config_dir: the harvester's drop-in directory.
-        snapshot_dir: where the Juju context snapshot goes (read by the ``juju-charm`` collector);
-            documents too large for action results go to ``action-results`` beside it.
+        snapshot_dir: where the Juju context snapshot goes (read by the ``juju-charm`` collector).
+        results_dir: where the action writes documents too large for action results; None:
+            ``action-results`` beside ``snapshot_dir``.
         service: the harvester's systemd service, reloaded after the drop-in changes; None: never.
         action: the name of the action to answer; None: answer none.
+        group: the group the harvester's daemon runs as, given a drop-in that holds a secret;
+            None: no group (such a drop-in is 0600).
+        systemd: what asks systemd whether ``service`` runs and reloads it (a
+            :class:`ServiceManager`); None: the ``charmlibs.systemd`` module.
+
+    Raises:
+        TypeError: ``collectors`` is a string, not a list of names.
     """
 
     def __init__(
@@ -78,9 +140,13 @@ class Harvester(ops.Object):
         collector_options: Mapping[str, Mapping[str, Any]] | None = None,
         config_dir: str | os.PathLike[str] = DEFAULT_CONFIG_DIR,
         snapshot_dir: str | os.PathLike[str] = DEFAULT_SNAPSHOT_DIR,
+        results_dir: str | os.PathLike[str] | None = None,
         service: str | None = DEFAULT_SERVICE,
         action: str | None = DEFAULT_ACTION,
+        group: str | None = DEFAULT_GROUP,
+        systemd: ServiceManager | None = None,
     ) -> None:
+        """Observe the charm's events; the arguments are described on the class."""
         super().__init__(charm, "dwellir-harvester")
         if isinstance(collectors, str):
             raise TypeError("collectors must be a list of names, not a string")
@@ -93,11 +159,14 @@ class Harvester(ops.Object):
         }
         self.service = service
         self.action = action
-        redirect = ACTIVE.get()
-        charm_dir = Path(redirect.charm_dir) if redirect and redirect.charm_dir else Path(self.framework.charm_dir)
-        self._collector_dir = Path(collector_dir) if os.path.isabs(collector_dir) else charm_dir / collector_dir
-        self._config_dir = redirect.path(config_dir) if redirect else Path(config_dir)
-        self._snapshot_dir = redirect.path(snapshot_dir) if redirect else Path(snapshot_dir)
+        self.group = group
+        self._systemd: ServiceManager = systemd if systemd is not None else charmlibs_systemd
+        self._collector_dir = Path(self.framework.charm_dir, collector_dir)
+        self._config_dir = Path(config_dir)
+        self._snapshot_dir = Path(snapshot_dir)
+        self._results_dir = (
+            Path(results_dir) if results_dir is not None else self._snapshot_dir.parent / "action-results"
+        )
         self._wiring: _wiring.Wiring | None = None
 
         on = charm.on
@@ -134,16 +203,18 @@ class Harvester(ops.Object):
 
     @property
     def config_dir(self) -> Path:
+        """The harvester's drop-in directory (``config_dir``)."""
         return self._config_dir
 
     @property
     def snapshot_dir(self) -> Path:
+        """Where the Juju context snapshot goes (``snapshot_dir``)."""
         return self._snapshot_dir
 
     @property
     def results_dir(self) -> Path:
-        """Where documents too large for action results are written (``action-results`` beside the snapshots)."""
-        return self._snapshot_dir.parent / "action-results"
+        """Where documents too large for action results are written (``results_dir``)."""
+        return self._results_dir
 
     @property
     def dropin_path(self) -> Path:
@@ -173,7 +244,7 @@ class Harvester(ops.Object):
         """
         wiring = self._discover()
         if wiring.error:
-            return ops.BlockedStatus(_action.one_line(f"harvester: {wiring.error}"))
+            return ops.BlockedStatus(_action.redacted(f"harvester: {wiring.error}"))
         return ops.ActiveStatus()
 
     # --- wiring ------------------------------------------------------------------------------
@@ -183,70 +254,114 @@ class Harvester(ops.Object):
 
         Call it after changing ``collectors`` or ``collector_options`` (or anything the snapshot
         holds) outside the events this object observes. Writes the drop-in only when its content
-        changes and then reloads the service when it is running. When the collectors cannot be wired
-        (``problem``: a missing collector dir, an unknown collector, a bad option) the drop-in is
-        withdrawn, so the harvester keeps running for the other charms on the machine.
-        Returns True when the drop-in was written or removed.
+        changes, corrects its mode and group when they are not what its content calls for, and
+        after either reloads the service when it is running. When the collectors cannot be wired
+        (``problem``: a missing collector dir, a near miss of one of its collector names, a bad
+        option) the drop-in is withdrawn, so the harvester keeps running for the other charms on
+        the machine.
+
+        Returns:
+            True when the drop-in was written or removed (not when only its mode or group changed).
         """
         self._wiring = None
         wiring = self._discover()
         for warning in wiring.warnings:
-            logger.warning("harvester: %s", warning)
+            logger.warning("harvester: %s", _action.redacted(warning))
         if wiring.error:
-            logger.error("harvester: cannot wire the charm's collectors in: %s", wiring.error)
-            changed = _files.remove(self.dropin_path)
+            logger.error("harvester: cannot wire the charm's collectors in: %s", _action.redacted(wiring.error))
+            changed = files.remove(self.dropin_path)
             if changed:
                 logger.info("removed %s", self.dropin_path)
         else:
             content = _wiring.render_dropin(
                 self.model.app.name, self.framework.meta.name, wiring, self.collector_options
             )
-            changed = self._write_if_changed(self.dropin_path, content, 0o644)
+            mode, gid = self._dropin_mode()
+            before = self._access(self.dropin_path)
+            changed = files.write_if_changed(self.dropin_path, content, mode, gid)
             if changed:
                 logger.info("wrote %s (collectors: %s)", self.dropin_path, ", ".join(wiring.names) or "none")
+            elif self._access(self.dropin_path) != before:  # the daemon may read it now, or no longer
+                logger.info("changed the mode or group of %s", self.dropin_path)
+                self._reload()
         if changed:
             self._reload()
         self._write_snapshot()
         return changed
 
-    def _write_snapshot(self) -> bool:
-        """Write the Juju context snapshot when its content (all but ``updated``) changed; True if written."""
-        snapshot = _snapshot.build(self.charm)
+    def _write_snapshot(self, snapshot: Mapping[str, Any] | None = None) -> bool:
+        """Write the Juju context snapshot when its content (all but ``updated``) changed; True if written.
+
+        The snapshot is an aid to the harvester, not the charm's business: a failure to write it is
+        a warning, never a hook error.
+        """
+        if snapshot is None:
+            snapshot = _snapshot.build(self.charm)
         path = self.snapshot_path
-        if _snapshot.same_content(_files.read_bytes(path), snapshot):
-            _files.ensure_mode(path, 0o644)
+        try:
+            previous = files.read_bytes(path)
+            if previous is not None and _snapshot.same_content(previous, snapshot):
+                files.write_if_changed(path, previous, 0o644)  # the same bytes: fixes the mode, nothing else
+                return False
+            files.write_if_changed(path, _snapshot.render(snapshot), 0o644)
+        except (OSError, ValueError) as err:
+            logger.warning("cannot write the snapshot %s: %s", path, one_line(err))
             return False
-        _files.make_dir(path.parent)
-        _files.write_atomic(path, _snapshot.render(snapshot), 0o644)
         logger.debug("wrote %s", path)
         return True
+
+    @staticmethod
+    def _access(path: Path) -> tuple[int, int] | None:
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return None
+        return st.st_mode & 0o7777, st.st_gid
+
+    def _dropin_mode(self) -> tuple[int, int | None]:
+        """Return the drop-in's mode and group: 0644, or 0640 with ``group`` (else 0600) when it holds a secret."""
+        if not _wiring.holds_secret(self.collector_options):
+            return 0o644, None
+        gid, reason = self._group_id()
+        if gid is None:
+            logger.warning(
+                "harvester: %s holds a secret and %s, so it is mode 0600 and only root can read it",
+                self.dropin_path,
+                reason,
+            )
+            return 0o600, None
+        return 0o640, gid
+
+    def _group_id(self) -> tuple[int | None, str]:
+        """Return the gid of ``group`` when this process may give files to it, else why not."""
+        if self.group is None:
+            return None, "no group was given (group=None)"
+        try:
+            gid = grp.getgrnam(self.group).gr_gid
+        except KeyError:
+            return None, f"the group {self.group!r} does not exist (is the harvester installed?)"
+        if os.geteuid() != 0 and gid not in (os.getegid(), *os.getgroups()):
+            return None, f"this process may not give files to the group {self.group!r}"
+        return gid, ""
 
     def _discover(self) -> _wiring.Wiring:
         if self._wiring is None:
             self._wiring = _wiring.discover(self._collector_dir, self.collectors, self.collector_options)
         return self._wiring
 
-    def _write_if_changed(self, path: Path, content: bytes, mode: int) -> bool:
-        if _files.read_bytes(path) == content:
-            _files.ensure_mode(path, mode)
-            return False
-        _files.make_dir(path.parent)
-        _files.write_atomic(path, content, mode)
-        return True
-
     def _reload(self) -> None:
         """Reload the harvester's service when it is installed and running; never an error."""
         if self.service is None:
             return
         try:
-            if not systemd.service_running(self.service):
+            if not self._systemd.service_running(self.service):
                 logger.info("%s is not running; it reads the new config when it starts", self.service)
                 return
-            systemd.service_reload(self.service)
+            self._systemd.service_reload(self.service)
         except FileNotFoundError as err:
             logger.info("cannot reload %s: systemctl is not available (%s)", self.service, err)
-        except (systemd.SystemdError, OSError) as err:
-            logger.warning("cannot reload %s: %s", self.service, _action.one_line(str(err)))
+        except (charmlibs_systemd.SystemdError, OSError) as err:
+            logger.warning("cannot reload %s: %s", self.service, one_line(str(err)))
         else:
             logger.info("reloaded %s", self.service)
 
@@ -261,21 +376,21 @@ class Harvester(ops.Object):
     def _on_remove(self, event: ops.RemoveEvent) -> None:
         removed = False
         try:
-            removed = _files.remove(self.dropin_path)
+            removed = files.remove(self.dropin_path)
         except OSError as err:
-            logger.warning("cannot remove %s: %s", self.dropin_path, err)
+            logger.warning("cannot remove %s: %s", self.dropin_path, one_line(err))
         if removed:
             logger.info("removed %s", self.dropin_path)
             self._reload()
         try:
             self._remove_own_snapshot()
             _action.prune_result_files(self.results_dir, self.model.unit.name, keep=0)
-        except OSError as err:
-            logger.warning("cannot clean up after the unit: %s", err)
+        except (OSError, ValueError) as err:
+            logger.warning("cannot clean up after the unit: %s", one_line(err))
 
     def _remove_own_snapshot(self) -> None:
         """Remove the snapshot unless another unit of the application on this machine wrote it."""
-        content = _files.read_bytes(self.snapshot_path)
+        content = files.read_bytes(self.snapshot_path)
         if content is None:
             return
         try:
@@ -283,89 +398,35 @@ class Harvester(ops.Object):
         except (ValueError, KeyError, TypeError):
             unit = self.model.unit.name
         if unit == self.model.unit.name:
-            _files.remove(self.snapshot_path)
+            files.remove(self.snapshot_path)
 
     def _on_action(self, event: ops.ActionEvent) -> None:
+        outcome = self._run_action(event.params)
+        for line in outcome.logs:
+            event.log(line)
+        if outcome.results is not None:
+            event.set_results(outcome.results)
+        if outcome.failure is not None:
+            event.fail(outcome.failure)
+
+    def _run_action(self, params: Mapping[str, Any]) -> _action.ActionOutcome:
+        """Gather what the action needs from the hook, run it, and fit its results for Juju."""
         try:
             snapshot = _snapshot.build(self.charm)
         except ops.ModelError as err:
-            event.fail(_action.one_line(f"cannot read the charm's Juju context: {err}"))
-            return
-        try:
-            self._write_snapshot()
-        except OSError as err:
-            logger.warning("cannot write the snapshot %s: %s", self.snapshot_path, err)
-        try:
-            request = _action.parse_params(event.params)
-        except _action.ActionInputError as err:
-            event.fail(_action.one_line(str(err)))
-            return
+            return _action.failed(f"cannot read the charm's Juju context: {err}")
+        self._write_snapshot(snapshot)
         try:
             registry = load_collectors([self._collector_dir], env=False)
         except PluginPathError as err:
-            event.fail(_action.one_line(f"collector dir {self._collector_dir} {err.reason}"))
-            return
-        for problem in registry.problems:
-            event.log(_action.one_line(f"skipped plugin {problem.where}: {problem.message}"))
-        available = sorted({*registry.available(), _action.JUJU_CHARM})
-        live = _action.live_charm_spec(self.model.app.name, snapshot)
-        if request.names is None:
-            own = self.collectors if self.collectors is not None else _wiring.own_names(registry)
-            names = []
-            for name in _action.default_selection(own, available):
-                if name in registry or name == _action.JUJU_CHARM:
-                    names.append(name)
-                else:
-                    event.log(f"skipping {name}: not discoverable from the charm")
-        else:
-            names = list(request.names)
-            unknown = [name for name in names if name != _action.JUJU_CHARM and name not in registry]
-            if unknown:
-                listing = ", ".join(repr(name) for name in unknown)
-                noun = "collector" if len(unknown) == 1 else "collectors"
-                event.fail(f"unknown {noun} {listing} (available: {', '.join(available)})")
-                return
-        selection: list[str | CollectorSpec] = [live if name == _action.JUJU_CHARM else name for name in names]
-        options = {name: opts for name, opts in self.collector_options.items() if name != _action.JUJU_CHARM}
-        each = f" ({request.timeout:g} s each)" if request.timeout is not None else ""
-        event.log(f"running {len(selection)} collectors{each}: {', '.join(names)}")
-        invalid: str | None = None
-        try:
-            document = harvest(
-                selection,
-                registry=registry,
-                options=options,
-                timeout=request.timeout,
-                validate=request.validate,
-                host_collector=_action.HOST,
-            )
-        except DocumentValidationError as err:
-            if err.document is None:
-                event.fail(_action.one_line(str(err)))
-                return
-            document, invalid = err.document, str(err)
-        except (CollectorError, ValueError, TypeError) as err:
-            event.fail(_action.one_line(str(err)))
-            return
-        status = overall_status(document)
-        for key, entry in document["collectors"].items():
-            meta = entry["meta"]
-            if meta["status"] != "success":
-                event.log(_action.one_line(f"{key}: {meta['status']}: {'; '.join(meta['errors'])}"))
-        event.log(f"done in {document['harvester']['duration_ms']:g} ms: {status}")
-        try:
-            results = self._results(document, status)
-        except OSError as err:
-            event.fail(_action.one_line(f"the document is too large for action results and writing it failed: {err}"))
-            return
-        event.set_results(results)
-        if invalid is not None:
-            event.fail(_action.one_line(invalid))
-
-    def _results(self, document: Mapping[str, Any], status: str) -> dict[str, str]:
-        text = json.dumps(document)
-        if _action.fits_in_result("output", text):
-            return {"output": text, "status": status}
-        path = _action.write_result_file(self.results_dir, self.model.unit.name, text)
-        logger.info("the document (%d bytes) is too large for action results; wrote %s", len(text), path)
-        return {"output-file": str(path), "status": status}
+            return _action.failed(f"collector dir {self._collector_dir} {err.reason}")
+        outcome = _action.run(
+            params,
+            registry,
+            app=self.model.app.name,
+            snapshot=snapshot,
+            directory=self._collector_dir,
+            collectors=self.collectors,
+            options=self.collector_options,
+        )
+        return _action.deliver(outcome, self._results_dir, self.model.unit.name)

@@ -10,10 +10,13 @@ Format 1, one file per application, ``<snapshot_dir>/<app-name>.json``::
      "relations": [{"endpoint": "db", "interface": "pgsql", "remote_application": "postgresql",
                     "units": 1}]}
 
-Config options of type ``secret`` and every option whose name contains ``password``, ``secret``,
-``token``, ``key`` (or the other words of ``dwellir_harvester.lib.redact.SECRET_WORDS``, any case)
-are replaced by ``"<redacted>"``: the same rule the runner's collectors apply. Relations are described by their
-endpoint, interface, remote application and number of remote units: their data is never copied.
+The config goes through ``dwellir_harvester.lib.redact.redact_values``, the rule the runner's
+collectors apply: an option whose name contains one of ``SECRET_WORDS`` (``pass``, ``secret``,
+``token``, ``key``, ``auth``, ``seed``, ``mnemonic``, ``wallet``, ``private``, …, any case) and
+every value that looks like key material (a PEM block, 32 bytes or more of hex) is replaced by
+``"<redacted>"``, and URLs lose their credentials (``https://<redacted>@host``). Options of type
+``secret`` are replaced whatever their name. Relations are described by their endpoint,
+interface, remote application and number of remote units: their data is never copied.
 """
 
 from __future__ import annotations
@@ -25,39 +28,32 @@ from typing import Any
 
 import ops
 
-from dwellir_harvester.lib.redact import REDACTED, is_sensitive, looks_like_pem, redact_url
+from dwellir_harvester.lib.redact import REDACTED, redact_values
 
 FORMAT = 1
 
 
 def now_rfc3339() -> str:
-    """The current time as RFC 3339 with an explicit UTC offset."""
+    """Return the current time as RFC 3339 with an explicit UTC offset."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def secret_options(charm: ops.CharmBase) -> set[str]:
-    """The config options the charm's metadata declares with ``type: secret``."""
+    """Return the config options the charm's metadata declares with ``type: secret``."""
     declared: Mapping[str, Any] = getattr(charm.framework.meta, "config", None) or {}  # older ops: no CharmMeta.config
     return {name for name, option in declared.items() if getattr(option, "type", None) == "secret"}
 
 
-def _scrub(value: Any) -> Any:
-    """A string value with URL credentials hidden (``http://user:pw@…``); a PEM block redacted."""
-    if not isinstance(value, str):
-        return value
-    return REDACTED if looks_like_pem(value) else redact_url(value)
-
-
 def redact_config(config: Mapping[str, Any], secret_typed: set[str]) -> dict[str, Any]:
-    """A copy of ``config`` with secret-typed and secret-sounding options replaced by ``<redacted>``."""
-    return {
-        name: REDACTED if name in secret_typed or is_sensitive(name) else _scrub(value)
-        for name, value in config.items()
-    }
+    """Return a copy of ``config`` with its secrets redacted (``redact_values``, and every secret-typed option)."""
+    redacted: dict[str, Any] = redact_values(
+        {name: value for name, value in config.items() if name not in secret_typed}
+    )
+    return {name: REDACTED if name in secret_typed else redacted[name] for name in config}
 
 
 def relations(charm: ops.CharmBase) -> list[dict[str, Any]]:
-    """Every relation of the unit, endpoint by endpoint in metadata order, without any data."""
+    """Return every relation of the unit, endpoint by endpoint in metadata order, without any data."""
     found: list[dict[str, Any]] = []
     for endpoint, meta in charm.framework.meta.relations.items():
         for relation in charm.model.relations.get(endpoint, []):
@@ -73,7 +69,7 @@ def relations(charm: ops.CharmBase) -> list[dict[str, Any]]:
 
 
 def build(charm: ops.CharmBase, updated: str | None = None) -> dict[str, Any]:
-    """The snapshot of ``charm``'s Juju context right now (format 1)."""
+    """Return the snapshot of ``charm``'s Juju context right now (format 1)."""
     model = charm.model
     return {
         "format": FORMAT,
@@ -92,11 +88,12 @@ def build(charm: ops.CharmBase, updated: str | None = None) -> dict[str, Any]:
 
 
 def render(snapshot: Mapping[str, Any]) -> bytes:
+    """Return the snapshot file's content: indented JSON and a final newline."""
     return (json.dumps(snapshot, indent=2) + "\n").encode("utf-8")
 
 
 def same_content(previous: bytes | None, snapshot: Mapping[str, Any]) -> bool:
-    """Whether the file's content equals ``snapshot`` apart from ``updated``."""
+    """Return whether the file's content equals ``snapshot`` apart from ``updated``."""
     if previous is None:
         return False
     try:

@@ -12,15 +12,23 @@ The drop-in is in the runner's config format (``config.d/<app>.yaml``)::
       peers:
         rpc_url: http://127.0.0.1:9944
 
-The runner refuses a whole config when one drop-in names a collector or an option that does not
-exist, which would stop the harvester for every charm on the machine. So a drop-in is only written
-when everything in it could be checked here or cannot be checked from the hook at all (a built-in
-of a runner that is not installed in the charm's environment); otherwise the charm's drop-in is
-withdrawn and the problem is reported.
+The harvester does not run a drop-in that names a collector or an option it does not know, so
+what can be checked from the hook is checked before the drop-in is written; a drop-in that would
+be refused is withdrawn instead and the problem reported (``Harvester.problem``, a blocked status).
+
+What the hook can check: the charm's collector dir, the options of every collector the hook can
+discover, and the names of the charm's own collectors. It cannot see every collector the harvester
+has (its built-ins and packages are installed where the daemon runs, not necessarily in the
+charm's environment), so a name the charm lists that the hook does not discover is a warning, and
+the harvester itself reports it if it does not know it either; it is an error only when it is a
+near miss of one of the charm's own collectors (``peres`` for ``peers``) and every plugin file in
+the charm's dir imported (else the name may be that broken plugin's).
 """
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -29,8 +37,12 @@ from typing import Any, NamedTuple
 import yaml
 
 from dwellir_harvester.lib import CollectorError, PluginPathError, Registry, load_collectors
+from dwellir_harvester.lib.redact import redact_values
 
 logger = logging.getLogger(__name__)
+
+#: How close (difflib's ratio) a name must be to one of the charm's own collectors to be taken for a typo.
+NEAR_MISS = 0.75
 
 
 class Wiring(NamedTuple):
@@ -49,14 +61,29 @@ class Wiring(NamedTuple):
     warnings: tuple[str, ...]
 
 
-def own_names(registry: Registry) -> list[str]:
-    """The collectors found in the plugin dir (not built-ins, not entry points), in discovery order."""
-    return list(dict.fromkeys(spec.name for spec in registry.discovered if spec.namespace == "plugins"))
+def own_names(registry: Registry, directory: Path) -> list[str]:
+    """Return the collectors defined in files under ``directory`` (the charm's own), in discovery order."""
+    return list(dict.fromkeys(spec.name for spec in registry.discovered if _defined_under(spec.cls, directory)))
 
 
-def runner_visible(registry: Registry) -> bool:
-    """Whether any installed collector (an entry point) was discoverable from this process."""
-    return any(spec.namespace != "plugins" for spec in registry.discovered)
+def _defined_under(cls: type, directory: Path) -> bool:
+    try:
+        source = Path(inspect.getfile(cls)).resolve()
+    except (TypeError, OSError):  # a class without a file (built in, or made at run time)
+        return False
+    return source.is_relative_to(directory.resolve())
+
+
+def near_miss(name: str, registry: Registry, directory: Path) -> str | None:
+    """Return the charm's own collector that ``name`` is a near miss of, when the charm's dir loaded cleanly.
+
+    None when some plugin file in the dir failed to import (``name`` may be that plugin's), or when
+    ``name`` is not close to any of the charm's own collectors.
+    """
+    if registry.problems:
+        return None
+    matches = difflib.get_close_matches(name, own_names(registry, directory), n=1, cutoff=NEAR_MISS)
+    return matches[0] if matches else None
 
 
 def discover(
@@ -69,16 +96,24 @@ def discover(
         registry = load_collectors([directory], env=False)
     except PluginPathError as err:
         return Wiring(directory, tuple(collectors or ()), None, f"collector dir {directory} {err.reason}", ())
+    return check(registry, directory, collectors, collector_options)
+
+
+def check(
+    registry: Registry,
+    directory: Path,
+    collectors: Sequence[str] | None,
+    collector_options: Mapping[str, Mapping[str, Any]],
+) -> Wiring:
+    """Check the names and options a drop-in would hold against what the hook discovered (the rule above)."""
     warnings = [f"plugin {p.where} was skipped: {p.message}" for p in registry.problems]
-    names = list(dict.fromkeys(collectors)) if collectors is not None else own_names(registry)
-    # A name is verifiably unknown only when the runner's built-ins are visible and no plugin of the
-    # charm failed to import (the name could be that plugin's).
-    checkable = runner_visible(registry) and not registry.problems
+    names = list(dict.fromkeys(collectors)) if collectors is not None else own_names(registry, directory)
     errors: list[str] = []
     for name in names:
         if name not in registry:
-            if checkable:
-                errors.append(f"unknown collector {name!r} (available: {', '.join(registry.available())})")
+            meant = near_miss(name, registry, directory)
+            if meant is not None:
+                errors.append(f"unknown collector {name!r} (did you mean {meant!r}?)")
             else:
                 warnings.append(f"collector {name!r} is not discoverable from the charm; the harvester must provide it")
     for name, given in collector_options.items():
@@ -88,12 +123,14 @@ def discover(
             continue
         try:
             yaml.safe_dump(dict(options))
-        except yaml.YAMLError as err:
-            errors.append(f"collector_options[{name!r}] holds a value YAML cannot represent: {err}")
+        except yaml.YAMLError as err:  # its message quotes the value, which may be a secret: name its type
+            culprit = type(err.args[1]).__name__ if len(err.args) > 1 else "value"
+            errors.append(f"collector_options[{name!r}] holds a value YAML cannot represent (a {culprit})")
             continue
         if name not in registry:
-            if checkable:
-                errors.append(f"collector_options for unknown collector {name!r}")
+            meant = near_miss(name, registry, directory)
+            if meant is not None:
+                errors.append(f"collector_options for unknown collector {name!r} (did you mean {meant!r}?)")
             continue
         try:
             registry.resolve(name).check_options(options)
@@ -101,6 +138,19 @@ def discover(
             errors.append(str(err))
     error = "; ".join(errors) or None
     return Wiring(directory, tuple(names), registry, error, tuple(warnings))
+
+
+def holds_secret(collector_options: Mapping[str, Mapping[str, Any]]) -> bool:
+    """Whether any option is sensitive: by its name, or as a value with URL credentials or key material.
+
+    The same rule as ``dwellir_harvester.lib.redact.redact_values``: a collector's options hold a
+    secret exactly when redacting them would change them (the collector's own name does not count).
+    """
+    for options in collector_options.values():
+        plain = dict(options)
+        if redact_values(plain) != plain:
+            return True
+    return False
 
 
 def render_dropin(

@@ -1,54 +1,63 @@
 """Test a charm that uses ``Harvester`` with ops[testing], without root, systemd or the runner.
 
-::
+The ``Harvester`` takes every path it writes and what reloads the service as constructor arguments
+(see its docstring). A test routes a sandbox's into the charm through a class attribute that the
+charm declares and a test subclass sets::
 
+    # src/charm.py
+    class MyCharm(ops.CharmBase):
+        harvester_args: ClassVar[dict[str, Any]] = {}  # tests: Sandbox.harvester_args()
+
+        def __init__(self, framework: ops.Framework):
+            super().__init__(framework)
+            self.harvester = Harvester(self, "collectors", **self.harvester_args)
+
+    # tests/unit/test_harvester.py
     from ops import testing
-    from dwellir_harvester.charm.testing import harvester_sandbox
+    from dwellir_harvester.charm.testing import Sandbox, subclass
 
-    def test_run_collectors(tmp_path):
-        with harvester_sandbox(tmp_path, services={"dwellir-harvester": "active"}) as sandbox:
-            with testing.Context(MyCharm) as ctx:
-                ctx.run(ctx.on.config_changed(), testing.State())
+    def test_install(tmp_path):
+        sandbox = Sandbox(tmp_path, services={"dwellir-harvester": "active"})
+        ctx = testing.Context(subclass(MyCharm, harvester_args=sandbox.harvester_args()))
+        ctx.run(ctx.on.install(), testing.State())
         assert sandbox.read_dropin("my-app")["collectors"] == ["peers"]
         assert ("service_reload", "dwellir-harvester") in sandbox.systemd.calls
 
-Inside ``harvester_sandbox(root)``, every ``Harvester`` a charm builds re-roots its absolute
-paths under ``root`` (``/etc/dwellir-harvester/config.d`` becomes
-``<root>/etc/dwellir-harvester/config.d``), whatever the charm passed, so the charm's code stays
-as it is. ``charm_dir`` sets the directory a relative ``collector_dir`` is resolved from (your
-charm's repository, when the Context uses a temporary charm root). Every function of
-``charmlibs.systemd`` is replaced by a ``FakeSystemd`` that keeps systemd's rules: a service that
-is not installed is not running and cannot be reloaded, started or stopped (``SystemdError``, as
-systemctl fails), an inactive one cannot be reloaded; with ``systemctl=False`` every call raises
-``FileNotFoundError`` as on a machine without systemctl. It records every call in ``calls``.
+- ``Sandbox(root)``: the harvester's directories under ``root`` (``<root>/etc/dwellir-harvester/
+  config.d``, ``<root>/var/lib/dwellir-harvester/charms``, ``…/action-results``), a
+  ``FakeSystemd``, and a group the test may give files to; ``harvester_args()`` hands them to
+  ``Harvester``.
+- ``subclass(MyCharm, **attributes)``: ``MyCharm`` with class attributes replaced, which ops[testing]
+  loads the metadata of as it does for ``MyCharm`` itself.
+- ``FakeSystemd``: a stand-in for ``charmlibs.systemd`` that keeps systemd's rules and records
+  every call. It is passed in, never patched into ``charmlibs.systemd``: a charm that manages
+  services of its own takes its service manager the same way (a class attribute its test sets).
 
-The fake stands for every ``charmlibs.systemd`` call in the process, your charm's own included:
-list your workload's services in ``services`` too. This module is test-time code; the runtime
-package never imports it.
+This module is test-time code; the runtime package never imports it.
 """
 
 from __future__ import annotations
 
+import grp
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from typing_extensions import Self  # typing.Self needs Python 3.11
+from typing import Any, TypeVar, cast
 
 import yaml
 from charmlibs import systemd
 
 from ._harvester import DEFAULT_CONFIG_DIR, DEFAULT_SNAPSHOT_DIR
-from ._redirect import ACTIVE, Redirect
 
-__all__ = ["FakeService", "FakeSystemd", "Sandbox", "harvester_sandbox"]
+__all__ = ["FakeService", "FakeSystemd", "Sandbox", "subclass"]
+
+_T = TypeVar("_T", bound=type)
 
 STATES = ("active", "inactive", "failed")
+#: ``Sandbox(group=...)``'s default: the test user's own group.
+OWN_GROUP = "<the test user's group>"
 
 
 @dataclass
@@ -70,19 +79,31 @@ def _key(name: str) -> str:
 
 
 class FakeSystemd:
-    """A stand-in for ``charmlibs.systemd`` that enforces systemd's rules and records every call.
+    """A stand-in for the ``charmlibs.systemd`` module that keeps systemd's rules and records every call.
 
-    ``services`` maps a service name to its state (``active``, ``inactive``, ``failed``) or to a
-    ``FakeService``; any other service is not installed. ``calls`` holds ``(function, *args)``
-    tuples, e.g. ``("service_reload", "dwellir-harvester")``. Use it as a context manager (or
-    through ``harvester_sandbox``) to patch ``charmlibs.systemd`` for the duration.
+    It has the module's functions as methods, and fails where ``systemctl`` fails: a service that
+    is not installed is not running and cannot be reloaded, started, stopped, enabled or disabled
+    (``SystemdError``, with systemctl's message); an inactive or non-reloadable one cannot be
+    reloaded; a masked one cannot be started. With ``systemctl=False`` every call raises
+    ``FileNotFoundError``, as on a machine without systemctl. Pass it where the code under test
+    takes its service manager (``Harvester(systemd=...)``); it never replaces
+    ``charmlibs.systemd`` itself.
+
+    Args:
+        services: installed services, each mapped to its state (``active``, ``inactive``,
+            ``failed``) or to a ``FakeService``; any other service is not installed.
+        systemctl: False simulates a machine without ``systemctl``.
+
+    Attributes:
+        services: the installed services by name (without ``.service``).
+        calls: every call as ``(function, *args)``, e.g. ``("service_reload", "dwellir-harvester")``.
     """
 
     def __init__(self, services: Mapping[str, str | FakeService] | None = None, *, systemctl: bool = True) -> None:
+        """Install ``services``; the arguments are described on the class."""
         self.services: dict[str, FakeService] = {}
         self.systemctl = systemctl
         self.calls: list[tuple[Any, ...]] = []
-        self._saved: dict[str, Any] = {}
         for name, spec in (services or {}).items():
             if isinstance(spec, FakeService):
                 self.services[_key(name)] = spec
@@ -98,15 +119,16 @@ class FakeSystemd:
         self.services[_key(name)] = FakeService(state, enabled, reloadable=reloadable)
 
     def uninstall(self, name: str) -> None:
+        """Make ``name`` a service that is not installed."""
         self.services.pop(_key(name), None)
 
     def state(self, name: str) -> str | None:
-        """The service's state, or None when it is not installed."""
+        """Return the service's state, or None when it is not installed."""
         service = self.services.get(_key(name))
         return service.state if service else None
 
     def called(self, function: str) -> list[tuple[Any, ...]]:
-        """The recorded calls of one function (``"service_reload"``), each as its arguments."""
+        """Return the recorded calls of one function (``"service_reload"``), each as its arguments."""
         return [call[1:] for call in self.calls if call[0] == function]
 
     # --- what systemctl would do -------------------------------------------------------------
@@ -130,16 +152,19 @@ class FakeSystemd:
         return service
 
     def service_running(self, service_name: str) -> bool:
+        """Return whether the service is active (``systemctl is-active``)."""
         self._run("service_running", service_name)
         service = self.services.get(_key(service_name))
         return service is not None and service.state == "active"
 
     def service_failed(self, service_name: str) -> bool:
+        """Return whether the service has failed (``systemctl is-failed``)."""
         self._run("service_failed", service_name)
         service = self.services.get(_key(service_name))
         return service is not None and service.state == "failed"
 
     def service_start(self, *args: str) -> bool:
+        """Start the services (``systemctl start``)."""
         self._run("service_start", *args)
         for name in args:
             service, unit = self._installed("start", name), _unit(name)
@@ -149,12 +174,14 @@ class FakeSystemd:
         return True
 
     def service_stop(self, *args: str) -> bool:
+        """Stop the services (``systemctl stop``)."""
         self._run("service_stop", *args)
         for name in args:
             self._installed("stop", name).state = "inactive"
         return True
 
     def service_restart(self, *args: str) -> bool:
+        """Restart the services (``systemctl restart``)."""
         self._run("service_restart", *args)
         for name in args:
             service, unit = self._installed("restart", name), _unit(name)
@@ -164,6 +191,7 @@ class FakeSystemd:
         return True
 
     def service_enable(self, *args: str) -> bool:
+        """Enable the services (``systemctl enable``)."""
         self._run("service_enable", *args)
         for name in args:
             if _key(name) not in self.services:
@@ -173,6 +201,7 @@ class FakeSystemd:
         return True
 
     def service_disable(self, *args: str) -> bool:
+        """Disable the services (``systemctl disable``)."""
         self._run("service_disable", *args)
         for name in args:
             if _key(name) not in self.services:
@@ -182,6 +211,7 @@ class FakeSystemd:
         return True
 
     def service_reload(self, service_name: str, restart_on_failure: bool = False) -> bool:
+        """Reload the service, or restart it when that fails and ``restart_on_failure`` (``systemctl reload``)."""
         self._run("service_reload", service_name)
         service, unit = self._installed("reload", service_name), _unit(service_name)
         if service.state != "active" or not service.reloadable:
@@ -195,6 +225,7 @@ class FakeSystemd:
         return True
 
     def service_pause(self, service_name: str) -> bool:
+        """Stop, disable and mask the service (``systemctl mask``)."""
         self._run("service_pause", service_name)
         service = self.services.get(_key(service_name))
         if service is not None:
@@ -202,6 +233,7 @@ class FakeSystemd:
         return True
 
     def service_resume(self, service_name: str) -> bool:
+        """Unmask, enable and start the service."""
         self._run("service_resume", service_name)
         service = self.services.get(_key(service_name))
         if service is None:
@@ -210,96 +242,125 @@ class FakeSystemd:
         return True
 
     def daemon_reload(self) -> bool:
+        """Reload the unit files (``systemctl daemon-reload``)."""
         self._run("daemon_reload")
         return True
 
-    # --- patching ----------------------------------------------------------------------------
-
-    def _functions(self) -> dict[str, Callable[..., bool]]:
-        names = [name for name in systemd.__all__ if name != "SystemdError"]
-        return {name: getattr(self, name) for name in names}
-
-    def __enter__(self) -> Self:
-        if self._saved:
-            raise RuntimeError("this FakeSystemd is already patched in")
-        for name, fake in self._functions().items():
-            self._saved[name] = getattr(systemd, name)
-            setattr(systemd, name, fake)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        for name, original in self._saved.items():
-            setattr(systemd, name, original)
-        self._saved.clear()
-
 
 class Sandbox:
-    """Where a sandboxed charm's Harvester files are, and the fake systemd it talks to."""
+    """A machine for one test: the harvester's directories under ``root`` and a fake systemd.
 
-    def __init__(self, root: Path, systemd: FakeSystemd) -> None:
-        self.root = root
-        self.systemd = systemd
+    Args:
+        root: a directory of the test's own (pytest's ``tmp_path``); created when missing.
+        services: installed services and their states, e.g. ``{"dwellir-harvester": "active"}``;
+            none by default (a machine where the harvester is not installed). Ignored when
+            ``systemd`` is given.
+        systemctl: False simulates a machine without ``systemctl``.
+        systemd: a ``FakeSystemd`` (or a subclass) to use instead of a new one.
+        group: the group ``Harvester`` gives a drop-in that holds a secret; default: the test
+            user's own group (what the harvester's group is on a unit, and one a test may give
+            files to). None: no group (such a drop-in is then 0600).
+    """
 
-    def path(self, path: str | os.PathLike[str]) -> Path:
-        """Where a path the charm gives its Harvester really is: ``/etc/x`` → ``<root>/etc/x``."""
-        return Redirect(self.root).path(path)
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        services: Mapping[str, str | FakeService] | None = None,
+        systemctl: bool = True,
+        systemd: FakeSystemd | None = None,
+        group: str | None = OWN_GROUP,
+    ) -> None:
+        """Make the sandbox; the arguments are described on the class."""
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.systemd = systemd if systemd is not None else FakeSystemd(services, systemctl=systemctl)
+        self.group = _own_group() if group == OWN_GROUP else group
+
+    def _under(self, path: str) -> Path:
+        return self.root.joinpath(path.lstrip("/"))
 
     @property
     def config_dir(self) -> Path:
-        """The default drop-in directory, re-rooted."""
-        return self.path(DEFAULT_CONFIG_DIR)
+        """The drop-in directory: ``<root>/etc/dwellir-harvester/config.d``."""
+        return self._under(DEFAULT_CONFIG_DIR)
 
     @property
     def snapshot_dir(self) -> Path:
-        """The default snapshot directory, re-rooted."""
-        return self.path(DEFAULT_SNAPSHOT_DIR)
+        """The snapshot directory: ``<root>/var/lib/dwellir-harvester/charms``."""
+        return self._under(DEFAULT_SNAPSHOT_DIR)
 
     @property
     def results_dir(self) -> Path:
-        """Where documents too large for action results go (with the default snapshot dir)."""
+        """Where documents too large for action results go: ``<root>/var/lib/dwellir-harvester/action-results``."""
         return self.snapshot_dir.parent / "action-results"
 
+    def harvester_args(self) -> dict[str, Any]:
+        """Keyword arguments for ``Harvester``: the sandbox's directories and its fake systemd.
+
+        Returns:
+            ``config_dir``, ``snapshot_dir``, ``results_dir``, ``systemd`` and ``group``; a charm
+            passes them on with ``Harvester(self, ..., **harvester_args)``.
+        """
+        return {
+            "config_dir": self.config_dir,
+            "snapshot_dir": self.snapshot_dir,
+            "results_dir": self.results_dir,
+            "systemd": self.systemd,
+            "group": self.group,
+        }
+
     def dropin_path(self, app: str) -> Path:
+        """The application's drop-in: ``<config_dir>/<app>.yaml``."""
         return self.config_dir / f"{app}.yaml"
 
     def snapshot_path(self, app: str) -> Path:
+        """The application's snapshot: ``<snapshot_dir>/<app>.json``."""
         return self.snapshot_dir / f"{app}.json"
 
     def read_dropin(self, app: str) -> Any:
-        """The application's drop-in as YAML data, or None when there is none."""
+        """Return the application's drop-in as YAML data, or None when there is none."""
         path = self.dropin_path(app)
         return yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else None
 
     def read_snapshot(self, app: str) -> Any:
-        """The application's snapshot as JSON data, or None when there is none."""
+        """Return the application's snapshot as JSON data, or None when there is none."""
         path = self.snapshot_path(app)
         return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
-@contextmanager
-def harvester_sandbox(
-    root: str | os.PathLike[str],
-    *,
-    charm_dir: str | os.PathLike[str] | None = None,
-    services: Mapping[str, str | FakeService] | None = None,
-    systemctl: bool = True,
-) -> Iterator[Sandbox]:
-    """Redirect every ``Harvester``'s paths under ``root`` and fake systemd, for the ``with`` block.
+def _own_group() -> str | None:
+    try:
+        return grp.getgrgid(os.getegid()).gr_name
+    except KeyError:  # a gid without a name (a container's): no group, so secret drop-ins are 0600
+        return None
+
+
+def subclass(charm_type: _T, **attributes: Any) -> _T:
+    """Return a subclass of ``charm_type`` with some of its class attributes replaced.
+
+    ops[testing] builds a charm as ``charm_type(framework)``, so a test cannot pass arguments to
+    the charm's constructor; a class attribute that the charm reads there (``harvester_args``,
+    say) can be replaced instead. The subclass is made to belong to ``charm_type``'s module, so
+    ``testing.Context`` finds the charm's ``charmcraft.yaml`` exactly as it does for
+    ``charm_type``.
 
     Args:
-        root: a directory of the test's own (pytest's ``tmp_path``).
-        charm_dir: resolve a relative ``collector_dir`` from here instead of the charm dir that
-            ops[testing] makes up (point it at your charm's repository).
-        services: installed services and their states, e.g. ``{"dwellir-harvester": "active"}``;
-            none by default (a machine where the harvester is not installed).
-        systemctl: False simulates a machine without systemctl.
+        charm_type: the charm class.
+        **attributes: the class attributes to replace; each must exist on ``charm_type``, so that
+            a misspelt name cannot leave the charm writing to the machine's real paths.
+
+    Returns:
+        The subclass, named like ``charm_type``.
+
+    Raises:
+        TypeError: ``charm_type`` has no class attribute of one of the given names.
     """
-    base = Path(root).resolve()
-    base.mkdir(parents=True, exist_ok=True)
-    fake = FakeSystemd(services, systemctl=systemctl)
-    token = ACTIVE.set(Redirect(base, Path(charm_dir).resolve() if charm_dir is not None else None))
-    try:
-        with fake:
-            yield Sandbox(base, fake)
-    finally:
-        ACTIVE.reset(token)
+    missing = sorted(name for name in attributes if not hasattr(charm_type, name))
+    if missing:
+        raise TypeError(
+            f"{charm_type.__qualname__} has no class attribute {', '.join(missing)}; declare it in the charm "
+            f"(e.g. harvester_args: ClassVar[dict[str, Any]] = {{}}) and read it where the charm builds Harvester"
+        )
+    namespace = {"__module__": charm_type.__module__, "__qualname__": charm_type.__qualname__, **attributes}
+    return cast(_T, type(charm_type.__name__, (charm_type,), namespace))

@@ -4,9 +4,13 @@ How the charm is laid out (once per session for the venv, once per test for the 
 ``charmcraft pack`` lays it out:
 
 - ``metadata.yaml``, ``actions.yaml``, ``config.yaml``: split out of ``charmcraft.yaml``;
-- ``dispatch``: charmcraft's own script (``PYTHONPATH=lib:venv exec ./src/charm.py``), and
-  ``src/charm.py`` with its ``#!/usr/bin/env python3`` line;
-- ``src/``, ``collectors/`` copied from the charm;
+- ``src/``, ``collectors/`` copied from the charm, ``src/charm.py`` with its ``#!/usr/bin/env
+  python3`` line;
+- ``src/on_test_machine.py``, the one file the tests add: the charm subclassed with every path
+  under the test's machine root (its ``paths`` class attribute, as the unit tests set it), so
+  that nothing reaches the real machine; ``dispatch`` is charmcraft's own script for that
+  entrypoint (``charm-entrypoint: src/on_test_machine.py``: ``PYTHONPATH=lib:venv exec
+  ./src/on_test_machine.py``);
 - ``venv/``: the charm's dependencies, built without the network: this repository's three
   packages installed by pip from their folders (``--no-index --no-deps --no-build-isolation
   --target``), and the installed files of every other distribution they need (ops, PyYAML,
@@ -52,8 +56,28 @@ CHARM_DIR = Path(__file__).resolve().parents[2]
 REPO = CHARM_DIR.parents[1]
 PACKAGES = ("harvester-lib", "harvester", "charm-helpers")
 OWN_DISTRIBUTIONS = {"dwellir-harvester-lib", "dwellir-harvester", "dwellir-harvester-charm"}
-# charmcraft's DISPATCH_CONTENT for the entrypoint src/charm.py.
-DISPATCH = '#!/bin/sh\n\nJUJU_DISPATCH_PATH="${JUJU_DISPATCH_PATH:-$0}" PYTHONPATH=lib:venv \\\n  exec ./src/charm.py\n'
+# charmcraft's DISPATCH_CONTENT, for the entrypoint the tests give the charm.
+ENTRYPOINT = "src/on_test_machine.py"
+DISPATCH = (
+    f'#!/bin/sh\n\nJUJU_DISPATCH_PATH="${{JUJU_DISPATCH_PATH:-$0}}" PYTHONPATH=lib:venv \\\n  exec ./{ENTRYPOINT}\n'
+)
+ON_TEST_MACHINE = '''#!/usr/bin/env python3
+"""The charm as the end-to-end tests run it: every path it writes under the test's machine root."""
+
+from pathlib import Path
+
+import ops
+import workload
+from charm import HarvesterExampleCharm
+
+
+class OnTestMachine(HarvesterExampleCharm):
+    paths = workload.Paths(Path({root!r}))
+
+
+if __name__ == "__main__":
+    ops.main(OnTestMachine)
+'''
 HOOK_TOOLS = (
     "action-get",
     "action-set",
@@ -249,7 +273,6 @@ class Unit:
             "JUJU_API_ADDRESSES": "10.0.0.1:17070",
             "JUJU_AVAILABILITY_ZONE": "",
             "JUJU_PRINCIPAL_UNIT": "",
-            "HARVESTER_EXAMPLE_ROOT": str(self.root),
             **extra,
         }
 
@@ -328,8 +351,8 @@ class Unit:
         return result
 
 
-def lay_out_charm(charm: Path, venv: Path) -> None:
-    """The charm as ``charmcraft pack`` lays it out (the venv linked, not copied)."""
+def lay_out_charm(charm: Path, venv: Path, root: Path) -> None:
+    """The charm as ``charmcraft pack`` lays it out (the venv linked, not copied), run on ``root``."""
     project = yaml.safe_load((CHARM_DIR / "charmcraft.yaml").read_text())
     charm.mkdir(mode=0o755)
     metadata = {key: project[key] for key in ("name", "summary", "description") if key in project}
@@ -347,12 +370,15 @@ def lay_out_charm(charm: Path, venv: Path) -> None:
     (charm / "dispatch").write_text(DISPATCH)
     (charm / "dispatch").chmod(0o755)
     shutil.copytree(CHARM_DIR / "src", charm / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    (charm / "src" / "charm.py").chmod(0o755)
+    (charm / ENTRYPOINT).write_text(ON_TEST_MACHINE.format(root=str(root)), encoding="utf-8")
+    executable = {"charm.py", Path(ENTRYPOINT).name}
+    for name in executable:
+        (charm / "src" / name).chmod(0o755)
     shutil.copytree(CHARM_DIR / "collectors", charm / "collectors", ignore=shutil.ignore_patterns("__pycache__"))
     for directory in (charm / "src", charm / "collectors"):
         directory.chmod(0o755)
         for path in directory.iterdir():
-            if path.name != "charm.py":
+            if path.name not in executable:
                 path.chmod(0o644)
     (charm / "venv").symlink_to(venv, target_is_directory=True)
 
@@ -378,9 +404,9 @@ def _stop_daemons(pids: list[int]) -> None:
 def unit(tmp_path: Path, packed_venv: Path, kit: Any) -> Iterator[Unit]:
     """A fresh machine and unit: the charm laid out, no config set yet, stand-ins on PATH."""
     charm = tmp_path / "charm"
-    lay_out_charm(charm, packed_venv)
     root = tmp_path / "machine"
     root.mkdir()
+    lay_out_charm(charm, packed_venv, root)
     bin_dir = tmp_path / "bin"
     state_path = tmp_path / "juju.json"
     bin_dir.mkdir()

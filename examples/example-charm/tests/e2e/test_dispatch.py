@@ -200,7 +200,10 @@ def test_bad_params_fail_the_action_with_the_reason(unit):
     assert "output" not in action.results
 
     action = unit.run_action(timeout=0)
-    assert (action.status, action.message) == ("failed", "timeout must be a positive number of seconds, not 0")
+    assert (action.status, action.message) == (
+        "failed",
+        "timeout must be greater than 0 and at most 3600 seconds, not 0",
+    )
 
     with pytest.raises(unit.ParamsRefused, match="Additional properties are not allowed"):  # juju run refuses
         unit.run_action(colectors="host")
@@ -289,9 +292,10 @@ def test_a_secret_not_granted_blocks_until_it_is(unit):
 
 
 def test_the_layout_is_what_charmcraft_packs(unit):
-    """The dispatch script is charmcraft's own; skipped where charmcraft is not installed."""
+    """The dispatch script is charmcraft's own (for the tests' entrypoint); skipped without charmcraft."""
     const = pytest.importorskip("charmcraft.const")
-    expected = const.DISPATCH_CONTENT.format(entrypoint_relative_path="src/charm.py")
+    expected = const.DISPATCH_CONTENT.format(entrypoint_relative_path="src/on_test_machine.py")
     assert (unit.charm / "dispatch").read_text() == expected
+    assert os.access(unit.charm / "src" / "on_test_machine.py", os.X_OK)
     assert os.access(unit.charm / "src" / "charm.py", os.X_OK)
     assert (unit.charm / "src" / "charm.py").read_text().startswith("#!/usr/bin/env python3\n")

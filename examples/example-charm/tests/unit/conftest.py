@@ -1,26 +1,25 @@
 """Fixtures for the charm's ops[testing] (Scenario) tests.
 
-Each test gets a machine of its own in ``tmp_path``:
+Each test gets a machine of its own in ``tmp_path``, handed to the charm through its two class
+attributes (``testing.subclass``, the pattern of docs/charm-authors.md):
 
-- ``HARVESTER_EXAMPLE_ROOT`` points every path the charm writes into ``tmp_path/machine``;
+- ``paths``: every path the charm writes, its Harvester's included, under ``tmp_path/machine``;
+- ``systemd``: a ``FakeSystemd`` (from ``dwellir_harvester.charm.testing``) that also knows the
+  unit directory: ``daemon_reload`` loads the unit files the charm wrote (and drops removed ones),
+  and starting, restarting or reloading a unit whose file changed since is recorded as systemd's
+  "changed on disk" warning;
 - ``getent`` and ``useradd`` on ``PATH`` are the stand-ins of ``tests/fakes/hooktools.py`` (a
   machine without the service user until the charm creates it);
-- ``charmlibs.systemd`` is a ``FakeSystemd`` (from ``dwellir_harvester.charm.testing``) that also
-  knows the unit directory: ``daemon_reload`` loads the unit files the charm wrote (and drops
-  removed ones), and starting, restarting or reloading a unit whose file changed since is recorded
-  as systemd's "changed on disk" warning;
 - the charm runs from ``tmp_path/charm``, which holds a copy of ``collectors/``.
 
-``harvester_sandbox`` is not used: the charm passes its Harvester paths under its own root
-(``HARVESTER_EXAMPLE_ROOT``), which the sandbox would re-root a second time, and the same root
-has to work when the end-to-end tests run the charm as a separate process, where a sandbox
-(a context variable in the test's process) cannot reach.
+The machine's root holds the harvester's directories where ``Sandbox`` puts them, so
+``machine.sandbox`` reads the Harvester's drop-in and snapshot.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ import pytest
 import workload
 from ops import testing
 
-from dwellir_harvester.charm.testing import FakeSystemd
+from dwellir_harvester.charm.testing import FakeSystemd, Sandbox, subclass
 
 APP = "harvester-example"
 SERVICE = workload.SERVICE
@@ -94,6 +93,7 @@ class Machine:
         self.paths = workload.Paths(root)
         self.state_path = state_path
         self.systemd = systemd
+        self.sandbox = Sandbox(root, systemd=systemd)
         self._kit = kit
 
     def state(self) -> dict[str, Any]:
@@ -131,17 +131,14 @@ class Machine:
 
 
 @pytest.fixture
-def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kit: Any) -> Iterator[Machine]:
+def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kit: Any) -> Machine:
     root = tmp_path / "machine"
     root.mkdir()
     state_path = tmp_path / "tools.json"
     kit.write_state(state_path, kit.new_state(root))
     kit.install_tools(tmp_path / "bin", state_path, ["getent", "useradd"])
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv(workload.ROOT_ENV, str(root))
-    fake = MachineSystemd(workload.Paths(root).unit_file.parent)
-    with fake:  # patches charmlibs.systemd for the test
-        yield Machine(root, state_path, fake, kit)
+    return Machine(root, state_path, MachineSystemd(workload.Paths(root).unit_file.parent), kit)
 
 
 @pytest.fixture
@@ -152,11 +149,15 @@ def charm_root(tmp_path: Path, kit: Any) -> Path:
     return root
 
 
+def on_machine(machine: Machine) -> type[charm.HarvesterExampleCharm]:
+    """The charm with the machine's paths and systemd (its metadata still found from charmcraft.yaml)."""
+    return subclass(charm.HarvesterExampleCharm, paths=machine.paths, systemd=machine.systemd)
+
+
 @pytest.fixture
-def ctx(charm_root: Path) -> Iterator[testing.Context[charm.HarvesterExampleCharm]]:
-    """The charm in Scenario, its metadata from charmcraft.yaml, run from ``charm_root``."""
-    context = testing.Context(charm.HarvesterExampleCharm, charm_root=charm_root, app_name=APP)
-    yield context
+def ctx(charm_root: Path, machine: Machine) -> testing.Context[charm.HarvesterExampleCharm]:
+    """The charm in Scenario on ``machine``, its metadata from charmcraft.yaml, run from ``charm_root``."""
+    return testing.Context(on_machine(machine), charm_root=charm_root, app_name=APP)
 
 
 def state(**kwargs: Any) -> testing.State:
@@ -171,6 +172,7 @@ class Unit:
     SERVICE = SERVICE
     MODEL = MODEL
     state = staticmethod(state)
+    on_machine = staticmethod(on_machine)
 
 
 @pytest.fixture(scope="session")

@@ -62,8 +62,8 @@ def test_a_node_that_does_not_answer_makes_the_result_partial_not_failed(ctx, un
     ("params", "message"),
     [
         ({"collectors": "host nope"}, "unknown collector 'nope' (available: "),
-        ({"timeout": 0}, "timeout must be a positive number of seconds, not 0"),
-        ({"timeout": -1.5}, "timeout must be a positive number of seconds, not -1.5"),
+        ({"timeout": 0}, "timeout must be greater than 0 and at most 3600 seconds, not 0"),
+        ({"timeout": -1.5}, "timeout must be greater than 0 and at most 3600 seconds, not -1.5"),
     ],
 )
 def test_bad_params_fail_the_action_with_the_reason(ctx, unit, machine, params, message):

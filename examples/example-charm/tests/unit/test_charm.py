@@ -387,11 +387,18 @@ def test_a_bad_rpc_url_blocks_and_withdraws_the_chain_collector(run, machine, un
 
     assert out.unit_status.name == "blocked"
     assert out.unit_status.message.startswith(message)
-    dropin = yaml.safe_load((machine.paths.config_dir / "harvester-example.yaml").read_text())
+    dropin = machine.sandbox.read_dropin(unit.APP)
     assert dropin["collectors"] == ["unit-facts"]
     assert "polkadot" not in dropin.get("collector_options", {})
     written = [p for p in machine.root.rglob("*") if p.is_file() and p.parent != machine.paths.snapshot_dir]
     assert all("hunter2" not in p.read_text() for p in written)
+
+
+def test_the_charms_paths_are_where_the_helpers_sandbox_looks(machine):
+    """One layout: the charm's own root holds the Harvester's files where Sandbox puts them."""
+    assert machine.sandbox.config_dir == machine.paths.config_dir
+    assert machine.sandbox.snapshot_dir == machine.paths.snapshot_dir
+    assert machine.sandbox.results_dir == machine.paths.results_dir
 
 
 def test_credentials_in_a_url_option_never_reach_the_snapshot(run, machine, unit):
@@ -445,6 +452,6 @@ def test_leader_elected_refreshes_the_snapshot_only(run, machine, unit):
 
     changed = {path for path, st in machine.files().items() if before.get(path) != st}
     assert changed == {"var/lib/dwellir-harvester/charms/harvester-example.json"}
-    snapshot = json.loads((machine.paths.snapshot_dir / "harvester-example.json").read_text())
+    snapshot = machine.sandbox.read_snapshot(unit.APP)
     assert snapshot["topology"]["leader"] is True
     assert machine.systemd.mutations() == []

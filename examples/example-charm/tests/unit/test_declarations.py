@@ -47,17 +47,17 @@ def test_the_action_is_declared_exactly_as_the_guide_says():
     assert CHARMCRAFT["actions"]["run-collectors"]["additionalProperties"] is False
 
 
-def test_the_harvester_finds_the_action_and_its_params(tmp_path, kit, machine):
+def test_the_harvester_finds_the_action_and_its_params(tmp_path, kit, machine, unit):
     root = tmp_path / "charm"
     kit.copy_collectors(root)
-    ctx = testing.Context(charm.HarvesterExampleCharm, charm_root=root)
+    ctx = testing.Context(unit.on_machine(machine), charm_root=root)
     ctx.run(ctx.on.update_status(), testing.State())
 
     warnings = [entry.message for entry in ctx.juju_log if entry.level == "WARNING"]
     assert warnings == []  # no "does not declare the action" or "does not declare the params ..."
 
 
-def test_every_declared_param_reaches_the_harvester_with_the_type_juju_gives_it(tmp_path, kit, machine):
+def test_every_declared_param_reaches_the_harvester_with_the_type_juju_gives_it(tmp_path, kit, machine, unit):
     declared = CHARMCRAFT["actions"]["run-collectors"]["params"]
     assert set(declared) == {"collectors", "validate", "timeout"}
     assert {name: spec["type"] for name, spec in declared.items()} == {
@@ -67,7 +67,7 @@ def test_every_declared_param_reaches_the_harvester_with_the_type_juju_gives_it(
     }
     root = tmp_path / "charm"
     kit.copy_collectors(root)
-    ctx = testing.Context(charm.HarvesterExampleCharm, charm_root=root)
+    ctx = testing.Context(unit.on_machine(machine), charm_root=root)
     params = {"collectors": "unit-facts,juju-charm", "validate": False, "timeout": 2.5}
     ctx.run(ctx.on.action("run-collectors", params=params), testing.State())
 

@@ -7,8 +7,11 @@
     write_atomic(path, json.dumps(document).encode(), mode=0o644)
 
 The runner (its output file), the daemon and the charm helpers (drop-ins, snapshots, action results)
-all write through this one function. ``unsafe_reason`` and ``untrusted_reason`` say why a file that
-the harvester would trust (a plugin, a token file) could be changed by another user.
+all write through this one function. ``write_if_changed`` writes only when the content differs (so a
+file that did not change keeps its inode and mtime), ``read_bytes`` reads a small regular file or
+says why not, and ``remove`` takes a file away durably. ``unsafe_reason`` and ``untrusted_reason``
+say why a file that the harvester would trust (a plugin, a token file) could be changed by another
+user.
 """
 
 from __future__ import annotations
@@ -19,7 +22,19 @@ import stat
 import tempfile
 from pathlib import Path
 
-__all__ = ["sync_dir", "unsafe_reason", "untrusted_reason", "write_atomic"]
+__all__ = [
+    "READ_LIMIT",
+    "read_bytes",
+    "remove",
+    "sync_dir",
+    "unsafe_reason",
+    "untrusted_reason",
+    "write_atomic",
+    "write_if_changed",
+]
+
+#: The most bytes ``read_bytes`` reads by default (16 MiB): config files, snapshots, token files.
+READ_LIMIT = 16 * 1024 * 1024
 
 
 def write_atomic(path: str | os.PathLike[str], data: bytes, mode: int = 0o644, group: int | None = None) -> None:
@@ -111,3 +126,125 @@ def untrusted_reason(path: str | os.PathLike[str]) -> str | None:
         if parent == directory:
             return None
         directory = parent
+
+
+def read_bytes(path: str | os.PathLike[str], limit: int = READ_LIMIT) -> bytes | None:
+    """Return the content of the regular file ``path``, or None when there is no such file.
+
+    The file is opened without blocking and checked on the open descriptor, so a FIFO, a device or
+    a directory is refused rather than read (or waited on), and a file is never read past ``limit``
+    bytes, even one that grows while it is read.
+
+    Args:
+        path: the file; a symbolic link is followed.
+        limit: the most bytes accepted.
+
+    Returns:
+        The content, or None when ``path`` or a directory above it does not exist.
+
+    Raises:
+        ValueError: ``path`` is not a regular file, or holds more than ``limit`` bytes; the message
+            names the path and the reason on one line.
+        OSError: the file cannot be opened or read (``PermissionError``, say).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"{os.fspath(path)} is {_kind(st.st_mode)}, not a regular file")
+        if st.st_size > limit:
+            raise ValueError(f"{os.fspath(path)} holds {st.st_size} bytes, more than the limit of {limit}")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, min(1024 * 1024, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > limit:
+        raise ValueError(f"{os.fspath(path)} holds more than the limit of {limit} bytes")
+    return data
+
+
+def _kind(mode: int) -> str:
+    kinds = (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    )
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def write_if_changed(path: str | os.PathLike[str], data: bytes, mode: int = 0o644, group: int | None = None) -> bool:
+    """Make ``path`` hold ``data`` with ``mode`` (and ``group``), writing only when the content differs.
+
+    A file that already holds ``data`` is not rewritten (its inode and mtime stay, so nothing that
+    watches it wakes up); only its mode and group are corrected when they differ, narrowing the
+    permissions before the group changes, so the file is never readable by more users than either
+    the old or the new settings allow. Otherwise ``data`` is written with ``write_atomic``. Missing
+    parent directories are created (mode 0755).
+
+    Args:
+        path: the file to write.
+        data: its new content.
+        mode: its permission bits, e.g. ``0o640``.
+        group: its group (a gid); None keeps the group a new file gets, or an existing file has.
+
+    Returns:
+        True when the content was written, False when it was already there.
+
+    Raises:
+        OSError: the file cannot be read, written or changed (the error names the path).
+    """
+    target = Path(path)
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        st = None
+    if st is not None and stat.S_ISREG(st.st_mode) and st.st_size == len(data) and _holds(target, data):
+        current = stat.S_IMODE(st.st_mode)
+        if group is not None and st.st_gid != group:
+            if current & ~mode:
+                os.chmod(target, current & mode)
+            os.chown(target, -1, group)
+            current = stat.S_IMODE(os.stat(target).st_mode)
+        if current != mode:
+            os.chmod(target, mode)
+        return False
+    target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    write_atomic(target, data, mode, group)
+    return True
+
+
+def _holds(path: Path, data: bytes) -> bool:
+    with open(path, "rb") as f:
+        return f.read(len(data) + 1) == data
+
+
+def remove(path: str | os.PathLike[str]) -> bool:
+    """Remove the file ``path`` and sync its directory, so the removal survives a crash.
+
+    Args:
+        path: the file (a symbolic link is removed, not its target).
+
+    Returns:
+        True when it existed, False when there was nothing to remove.
+
+    Raises:
+        OSError: it cannot be removed (a directory, or no permission).
+    """
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    sync_dir(os.path.dirname(os.path.abspath(path)))
+    return True
