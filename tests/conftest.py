@@ -27,6 +27,18 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
         monkeypatch.delenv(name, raising=False)
 
 
+MACHINE_PATHS = ("/etc/dwellir-harvester", "/var/lib/dwellir-harvester")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _the_machine_is_left_alone() -> Iterator[None]:
+    """No test writes the real machine's config or state (the suite may run as root)."""
+    before = {path for path in MACHINE_PATHS if os.path.lexists(path)}
+    yield
+    created = [path for path in MACHINE_PATHS if os.path.lexists(path) and path not in before]
+    assert not created, f"a test wrote to the real machine: {', '.join(created)}"
+
+
 @pytest.fixture(autouse=True)
 def _restore_logging() -> Iterator[None]:
     """ops sets the root logger to DEBUG (and hooks sys.excepthook) when it runs a charm; undo that."""
