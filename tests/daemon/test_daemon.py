@@ -84,10 +84,12 @@ def test_unknown_paths_methods_and_head(start_daemon):
     missing = daemon.request("/nope")
     assert missing.status == 404
     assert missing.json()["endpoints"] == ["/metadata", "/healthz", "/metrics"]
-    for method in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS", "BREW"):
+    for method in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
         reply = daemon.request("/metadata", method=method)
         assert reply.status == 405, method
         assert reply.headers["allow"] == "GET, HEAD"
+    unknown = daemon.request("/metadata", method="BREW")  # a method no server knows: 501, as RFC 9110 says
+    assert unknown.status == 501 and unknown.headers["allow"] == "GET, HEAD"
     head = daemon.request("/metadata", method="HEAD")
     assert head.status == 200 and head.body == b""
     assert int(head.headers["content-length"]) > 100

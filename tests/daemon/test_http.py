@@ -54,13 +54,15 @@ def test_http_1_0_closes_unless_asked_to_keep_alive(port):
 @pytest.mark.parametrize(
     ("raw", "status"),
     [
-        (b"NONSENSE\r\n\r\n", 400),
+        (b"NONSENSE\r\n\r\n", 501),
         (b"GET /healthz\r\n\r\n", 400),
         (b"GET /healthz SPDY/3\r\n\r\n", 400),
-        (b"GET /healthz HTTP/1.1\r\nno colon here\r\n\r\n", 400),
-        (b"GET /healthz HTTP/1.1\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n", 431),
-        (b"POST /metadata HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", 405),
-        (b"PUT /metadata HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 405),
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n", 400),
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n", 431),
+        (b"POST /metadata HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello", 405),
+        (b"PUT /metadata HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello", 405),
+        (b"GET /healthz HTTP/1.1\r\n\r\n", 400),  # HTTP/1.1 needs Host
+        (b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n", 505),
     ],
 )
 def test_bad_requests_get_an_answer_and_the_connection_closes(port, raw, status):
@@ -71,15 +73,17 @@ def test_bad_requests_get_an_answer_and_the_connection_closes(port, raw, status)
 
 def test_headers_that_never_end_are_cut_off(port):
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(b"GET /healthz HTTP/1.1\r\n")
-        for _ in range(20):
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        for _ in range(20):  # the server reads (and drops) what follows its answer for a moment: no reset
             sock.sendall(b"X-Filler: " + b"b" * 4000 + b"\r\n")
         reply = sock.recv(65536)
     assert statuses(reply) == [431]
 
 
-def test_lf_only_requests_are_understood(port):
-    assert statuses(exchange(port, b"GET /healthz HTTP/1.1\nConnection: close\n\n")) == [200]
+def test_lf_only_line_ends_are_refused(port):
+    # RFC 9112 lets a server accept a bare LF; llhttp in strict mode does not, and neither do we:
+    # a front proxy that reads line ends differently is how requests get smuggled.
+    assert statuses(exchange(port, b"GET /healthz HTTP/1.1\nHost: x\nConnection: close\n\n")) == [400]
 
 
 def test_a_client_that_never_reads_does_not_stall_others(port):
@@ -88,7 +92,7 @@ def test_a_client_that_never_reads_does_not_stall_others(port):
     try:
         hog.sendall(b"GET /metadata HTTP/1.1\r\nHost: x\r\n\r\n" * 2000)  # answers pile up unread
         started = time.monotonic()
-        assert statuses(exchange(port, b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n")) == [200]
+        assert statuses(exchange(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) == [200]
         assert time.monotonic() - started < 2
     finally:
         hog.close()
