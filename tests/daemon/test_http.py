@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import socket
 import time
 
 import pytest
 
-
-def exchange(port: int, raw: bytes, timeout: float = 5) -> bytes:
-    """Send ``raw`` and read until the server closes the connection."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(raw)
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def statuses(reply: bytes) -> list[int]:
-    return [int(code) for code in re.findall(rb"(?:^|\n)HTTP/1\.1 (\d{3}) ", reply)]
+from .conftest import exchange, statuses
 
 
 @pytest.fixture

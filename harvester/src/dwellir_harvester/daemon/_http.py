@@ -46,6 +46,8 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from dwellir_harvester.lib.limits import describe_error
+
 from ._auth import REFUSALS, Authenticator
 from ._limits import Limits
 
@@ -57,6 +59,7 @@ BACKLOG = 1024
 SERVER = "dwellir-harvester"
 READ_SIZE = 64 * 1024  # one read from a socket, into a buffer shared by every connection
 FEED_SLICE = 4 * 1024  # parsed at a time, so that answering stops soon after the client stops reading
+SEND_BUFFER = 64 * 1024  # the kernel's send buffer per connection (Linux doubles it), instead of autotuning to MBs
 LARGE_BODY = 64 * 1024  # a body this large is written apart from its head instead of copied after it
 LINGER = 2.0  # seconds a closing connection's input is read and dropped, so the answer is not lost to a reset
 LOG_BURST = 5  # refusals logged one by one per log interval before the rest go into its summary
@@ -148,6 +151,7 @@ class _Date:
         return cls.line
 
 
+_NOTHING = memoryview(b"")
 _KEEP = b"\r\n"
 _KEEP_1_0 = b"Connection: keep-alive\r\n\r\n"
 _CLOSE = b"Connection: close\r\n\r\n"
@@ -174,6 +178,7 @@ class _Tally:
         self.pending: Counter[tuple[str, str]] = Counter()  # (kind, reason), not yet in /metrics
         self.window: Counter[tuple[str, str, str]] = Counter()  # (kind, reason, client), this interval
         self.logged = 0
+        self.logged_drops: set[str] = set()
         self.unlogged = 0
         self.window_start = time.monotonic()
 
@@ -188,8 +193,18 @@ class _Tally:
 
     def dropped(self, reason: str, peer: str) -> None:
         self._count("dropped", reason, peer)
-        if reason != "idle_timeout":  # the normal end of a kept-alive connection: counted, not worth a line
+        if reason == "idle_timeout":  # the normal end of a kept-alive connection: counted, not worth a line
+            return
+        if reason in self.logged_drops:
             self.unlogged += 1
+        else:  # the first of its kind in this interval: at once, so an operator sees it start
+            self.logged_drops.add(reason)
+            logger.warning(
+                "dropped a connection from %s: %s (more of these: in a summary every %g s)",
+                peer,
+                DROPS.get(reason, reason),
+                self.interval,
+            )
 
     def _count(self, kind: str, reason: str, peer: str) -> None:
         self.pending[kind, reason] += 1
@@ -223,6 +238,7 @@ class _Tally:
                 parts.append(f"{kind} {sum(c[0] for c in counts)} {noun} ({'; '.join(shown)})")
             logger.warning("in the last %.0f s: %s", now - self.window_start, ", ".join(parts))
         self.window.clear()
+        self.logged_drops.clear()
         self.logged = self.unlogged = 0
         self.window_start = now
 
@@ -240,7 +256,8 @@ class _Connection(asyncio.BufferedProtocol):
         self.since = now  # the last time it made progress: connected, or got an answer
         self.deadline = now + self.limits.head_timeout  # its first request head must be in by then
         self.requests = 0
-        self.pending = b""  # input not parsed yet, kept while the client does not read its answers
+        self.pending = _NOTHING  # input not parsed yet: a burst, or kept while the client does not read
+        self.scheduled = False  # a _step of the pending input is due on the loop
         self.queue: deque[_Answer] = deque()
         self.writing_paused = False
         self.reading_paused = False
@@ -267,6 +284,11 @@ class _Connection(asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        self.loop = asyncio.get_running_loop()
+        sock = transport.get_extra_info("socket")
+        if sock is not None:  # a fixed kernel buffer: a client that does not read cannot make it grow to megabytes
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         peer = transport.get_extra_info("peername")
         self.peer = str(peer[0]) if peer else "?"
         self.server.admit(self)
@@ -274,16 +296,23 @@ class _Connection(asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.pop(self, None)
         self.queue.clear()
-        self.pending = b""
+        self.pending = _NOTHING
         self.closing = True
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self.server.read_buffer
 
     def buffer_updated(self, nbytes: int) -> None:
-        if not self.closing:
-            self._feed(self.server.read_buffer[:nbytes])
-        # else: the last answer is written; what the client still sends is dropped (see _write)
+        if self.closing:
+            return  # the last answer is written; what the client still sends is dropped (see _write)
+        data = self.server.read_buffer[:nbytes]
+        if nbytes > FEED_SLICE:  # a burst: parsed a slice per turn of the loop (see _step)
+            self.pending = memoryview(bytes(data))
+            self._pause_reading()
+            self._step()
+            return
+        if not self._parse(data) and not self.closing:
+            self._pause_reading()  # the client is not reading its answers: stop reading its requests
 
     def eof_received(self) -> bool | None:
         self.eof = True
@@ -409,41 +438,59 @@ class _Connection(asyncio.BufferedProtocol):
             if self.eof:  # the client has nothing more to send
                 transport.close()
                 return
-            transport.write_eof()
+            try:
+                transport.write_eof()
+            except OSError:  # the client is gone already (it read the answer and reset)
+                self.aborted = True
+                transport.abort()
+                return
             if self.reading_paused:
                 self.reading_paused = False
                 transport.resume_reading()
 
     # --- input ----------------------------------------------------------------------------------
 
-    def _feed(self, data: memoryview) -> None:
-        """Parse ``data`` a slice at a time, stopping while the client is not reading its answers."""
-        limit = self.limits.max_head_bytes
-        while data and not self.writing_paused and not self.closing:
-            chunk, data = data[:FEED_SLICE], data[FEED_SLICE:]
-            try:
-                self.parser.feed_data(chunk)
-            except httptools.HttpParserCallbackError as err:
-                if not isinstance(err.__context__, _StopReadingError):
-                    logger.error("HTTP request from %s: %s", self.peer, err.__context__ or err)
-                    self.abort("bad_request")
-                return
-            except httptools.HttpParserInvalidMethodError:
-                self._error(NOT_IMPLEMENTED)
-                return
-            except httptools.HttpParserUpgrade:
-                return  # answered, closing: see keep_alive in on_headers_complete
-            except httptools.HttpParserError:
-                self._error(BAD_REQUEST)
-                return
-            if self.in_head:
-                self.head_bytes += len(chunk)  # counts a little more than the head: never less
-                if self.head_bytes > limit:
-                    self._error(TOO_LARGE)
-                    return
-        if data and not self.closing:
-            self.pending = bytes(data)
-            self._pause_reading()
+    def _step(self) -> None:
+        """Parse the next slice of the pending input; the one after it waits for a later turn of the loop.
+
+        A burst of pipelined requests is answered a slice at a time, so one client's burst never
+        holds up the others for long; and no slice is parsed while the client is not reading.
+        """
+        self.scheduled = False
+        if self.closing or self.writing_paused or not self.pending:
+            return
+        chunk, self.pending = self.pending[:FEED_SLICE], self.pending[FEED_SLICE:]
+        if not self._parse(chunk):
+            return
+        if self.pending:
+            self.scheduled = True
+            self.loop.call_soon(self._step)
+        else:
+            self._input_done()
+
+    def _parse(self, chunk: memoryview) -> bool:
+        """Feed ``chunk`` to the parser; whether to go on (not closing, and the client reads its answers)."""
+        try:
+            self.parser.feed_data(chunk)
+        except httptools.HttpParserCallbackError as err:
+            if not isinstance(err.__context__, _StopReadingError):
+                logger.error("HTTP request from %s: %s", self.peer, describe_error(err.__context__ or err))
+                self.abort("bad_request")
+            return False
+        except httptools.HttpParserInvalidMethodError:
+            self._error(NOT_IMPLEMENTED)
+            return False
+        except httptools.HttpParserUpgrade:
+            return False  # answered, closing: see keep_alive in on_headers_complete
+        except httptools.HttpParserError:
+            self._error(BAD_REQUEST)
+            return False
+        if self.in_head:
+            self.head_bytes += len(chunk)  # counts a little more than the head: never less
+            if self.head_bytes > self.limits.max_head_bytes:
+                self._error(TOO_LARGE)
+                return False
+        return not self.closing and not self.writing_paused
 
     def _error(self, response: Response) -> None:
         if not self.closing:
@@ -455,22 +502,25 @@ class _Connection(asyncio.BufferedProtocol):
             self.reading_paused = True
             self.transport.pause_reading()
 
+    def _input_done(self) -> None:
+        """Everything received is parsed and answered: read again (or close after the client's EOF)."""
+        if self.transport is None or self.closing:
+            return
+        if self.eof:
+            self.transport.close()
+        elif self.reading_paused:
+            self.reading_paused = False
+            self.transport.resume_reading()
+
     def _resume(self) -> None:
         while self.queue and not self.writing_paused:
             self._write(*self.queue.popleft())
-        if self.writing_paused or self.closing:
+        if self.writing_paused or self.closing or self.scheduled:
             return
         if self.pending:
-            pending, self.pending = self.pending, b""
-            self._feed(memoryview(pending))
-            if self.writing_paused or self.pending or self.closing:
-                return
-        if self.eof:
-            if self.transport is not None:
-                self.transport.close()
-        elif self.reading_paused and self.transport is not None:
-            self.reading_paused = False
-            self.transport.resume_reading()
+            self._step()
+        else:
+            self._input_done()
 
     def abort(self, reason: str) -> None:
         """Drop the connection at once, unsent output included; count it under ``reason``."""
@@ -479,7 +529,7 @@ class _Connection(asyncio.BufferedProtocol):
         self.server.tally.dropped(reason, self.peer)
         self.aborted = self.closing = True
         self.queue.clear()
-        self.pending = b""
+        self.pending = _NOTHING
         if self.transport is not None:
             self.transport.abort()
 
