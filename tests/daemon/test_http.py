@@ -83,3 +83,77 @@ def test_a_client_that_never_reads_does_not_stall_others(port):
         assert time.monotonic() - started < 2
     finally:
         hog.close()
+
+
+# --- framing: what a strict parser refuses, we refuse (400 and a close) ----------------------------
+
+SMUGGLING = {
+    "bare CR inside a value": b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\rContent-Length: 0\r\n\r\n",
+    "NUL inside a value": b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n",
+    "HTTP/1.9": b"GET /healthz HTTP/1.9\r\nHost: x\r\n\r\n",
+    "obs-fold": b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n",
+    "space before the colon": b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length : 5\r\n\r\nhello",
+    "duplicate Content-Length": b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx",
+    "Transfer-Encoding and Content-Length": b"GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+    b"Content-Length: 5\r\n\r\n0\r\n\r\n",
+    "empty Transfer-Encoding": b"GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n\r\n",
+    "chunked on a GET": b"GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "chunked on a PUT": b"PUT /metadata HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"5\r\nhello\r\n0\r\n\r\n",
+    "two Host fields": b"GET /healthz HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("raw", SMUGGLING.values(), ids=SMUGGLING.keys())
+def test_ambiguous_framing_is_refused_with_one_400_and_a_close(port, raw):
+    reply = exchange(port, raw)
+    assert statuses(reply) == [400], reply
+    assert b"Connection: close" in reply
+
+
+@pytest.mark.parametrize(
+    ("separator", "status"),
+    [(b"\x85", 200), (b"\x0b", 400), (b"\x0c", 400), (b"\x1c", 400), (b"\x1d", 400), (b"\x1e", 400)],
+)
+def test_a_byte_inside_a_value_never_starts_a_new_field(port, separator, status):
+    # str.splitlines() used to split here, so "Content-Length: 0" ended the request and its body was
+    # answered as a second request. A strict parser sees one request with a body that looks like one.
+    body = b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+    raw = b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nX-A: a%bContent-Length: 0\r\n\r\n" % (
+        len(body),
+        separator,
+    )
+    reply = exchange(port, raw + body)
+    # One answer, then a close: 200 where the byte is obs-text (allowed in a value), 400 for a control byte.
+    assert statuses(reply) == [status], reply
+    assert b"Connection: close" in reply
+
+
+@pytest.fixture
+def guarded(start_daemon):
+    daemon = start_daemon("--collectors", "null", "--auth-token", "tok-smuggle-3b1f")
+    daemon.wait_document(headers={"X-Auth-Token": "tok-smuggle-3b1f"})
+    return daemon
+
+
+@pytest.mark.parametrize(
+    ("fields", "status"),
+    [
+        (b"X-A: a\x85X-Auth-Token: tok-smuggle-3b1f\r\n", 401),  # one field whose value holds the token
+        (b"X-A: a\rX-Auth-Token: tok-smuggle-3b1f\r\n", 400),
+        (b"Authorization: Bearer nope\r\nAuthorization: Bearer tok-smuggle-3b1f\r\n", 400),
+        (b"Authorization: Bearer tok-smuggle-3b1f\r\nAuthorization: Bearer nope\r\n", 400),
+        (b"X-Auth-Token: nope\r\nX-Auth-Token: tok-smuggle-3b1f\r\n", 400),
+        (b"X-Auth-Token: tok-smuggle-3b1f\r\nAuthorization: Bearer tok-smuggle-3b1f\r\n", 400),
+        (b"Authorization: Basic nope\r\nX-Auth-Token: tok-smuggle-3b1f\r\n", 400),
+    ],
+)
+def test_smuggled_and_duplicate_credentials_are_refused(guarded, fields, status):
+    reply = exchange(guarded.port, b"GET /metadata HTTP/1.1\r\nHost: x\r\n" + fields + b"Connection: close\r\n\r\n")
+    assert statuses(reply) == [status], reply
+    assert b"Connection: close" in reply
+
+
+def test_absolute_form_targets_and_queries_reach_the_endpoint(port):
+    reply = exchange(port, b"GET http://x/healthz?probe=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert statuses(reply) == [200] and reply.endswith(b"ok\n")
