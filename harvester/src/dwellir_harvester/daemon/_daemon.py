@@ -300,6 +300,7 @@ class Daemon:
         self.stuck = None
         if self.reloading is not None:
             self.reload_again = True  # one more reload once this one is done: the files changed again
+            logger.info("SIGHUP: a reload is running; another one follows it")
             return
         logger.info("SIGHUP: reloading config files and tokens")
         self.reloading = _Job(self.flags, None, self.limits.reload_timeout, self._wake)
