@@ -252,9 +252,7 @@ class _Connection(asyncio.BufferedProtocol):
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
-        now = time.monotonic()
-        self.since = now  # the last time it made progress: connected, or got an answer
-        self.deadline = now + self.limits.head_timeout  # its first request head must be in by then
+        self.deadline = time.monotonic() + self.limits.head_timeout  # its first request head is due by then
         self.requests = 0
         self.pending = _NOTHING  # input not parsed yet: a burst, or kept while the client does not read
         self.scheduled = False  # a _step of the pending input is due on the loop
@@ -426,9 +424,8 @@ class _Connection(asyncio.BufferedProtocol):
             transport.write(response.head + _Date.now() + ending)
             transport.write(response.body)
         now = time.monotonic()
-        self.since = now
         self.deadline = now + self.limits.idle_timeout
-        self.server.touch(self)
+        self.server.touch(self)  # it made progress: the last to be evicted now
         if ending is _CLOSE:
             # Half-close, then read and drop the rest of the client's input for a moment: closing a
             # socket with unread input sends a reset, which can destroy the answer before the client
