@@ -162,8 +162,9 @@ class _Job:
                 settings = _load_settings(self.flags)
                 self.main_auth = main_file_auth(self.flags)
             self.plan = prepare(settings)
-        except Exception as err:  # any reader error, a TypeError from odd YAML included, refuses the reload
-            self.error, self.exception = _explain(err), err
+        except BaseException as err:  # anything a reader or a plugin raises (odd YAML, sys.exit()) refuses it
+            self.error = _explain(err)
+            self.exception = err if isinstance(err, Exception) else ConfigError(self.error)
             logger.debug("reading the config failed", exc_info=True)
         finally:
             self.done.set()
