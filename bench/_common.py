@@ -163,7 +163,7 @@ def installed_versions(venv: Venv) -> dict[str, str]:
     code = (
         "import importlib.metadata as m, json\n"
         "names = ['dwellir-harvester', 'dwellir-harvester-lib', 'jsonschema', 'psutil', 'PyYAML',\n"
-        "         'prometheus-client']\n"
+        "         'prometheus-client', 'httptools']\n"
         "out = {}\n"
         "for n in names:\n"
         "    try:\n"

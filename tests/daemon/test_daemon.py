@@ -84,10 +84,12 @@ def test_unknown_paths_methods_and_head(start_daemon):
     missing = daemon.request("/nope")
     assert missing.status == 404
     assert missing.json()["endpoints"] == ["/metadata", "/healthz", "/metrics"]
-    for method in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS", "BREW"):
+    for method in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
         reply = daemon.request("/metadata", method=method)
         assert reply.status == 405, method
         assert reply.headers["allow"] == "GET, HEAD"
+    unknown = daemon.request("/metadata", method="BREW")  # a method no server knows: 501, as RFC 9110 says
+    assert unknown.status == 501 and unknown.headers["allow"] == "GET, HEAD"
     head = daemon.request("/metadata", method="HEAD")
     assert head.status == 200 and head.body == b""
     assert int(head.headers["content-length"]) > 100
@@ -344,3 +346,120 @@ def test_binding_beyond_loopback_without_tokens_warns(host, tmp_path):
         proc.stderr.close()
     log = "".join(lines)
     assert "WARNING" in log and "no auth tokens" in log
+
+
+# --- reloads that fail in any way, hang, or race the stop ----------------------------------------
+
+QUICK = """
+from dwellir_harvester.lib import GenericCollector
+
+class QuickCollector(GenericCollector):
+    NAME = "quick"
+    def collect(self):
+        return {"quick": True}
+"""
+
+
+@pytest.mark.parametrize(
+    "dropin",
+    ["1: x\n", "on: true\n", "collector_options: {1: {}}\n", "collector_options: {null: {rpc_url: 1}}\n"],
+)
+def test_a_drop_in_that_makes_reading_raise_anything_is_refused_and_the_daemon_lives(start_daemon, tmp_path, dropin):
+    config = tmp_path / "etc" / "config.yaml"
+    (config.parent / "config.d").mkdir(parents=True)
+    config.write_text("collectors: ['null']\n")
+    daemon = start_daemon("--config", str(config))
+    daemon.wait_document()
+    (config.parent / "config.d" / "50-odd.yaml").write_text(dropin)
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_for(lambda: "reload failed" in daemon.log, what="the refused reload")
+    failed = [line for line in daemon.lines if "reload failed" in line]
+    assert len(failed) == 1 and "keeping the previous config" in failed[0]
+    assert "Traceback" not in daemon.log
+    assert daemon.proc.poll() is None
+    assert daemon.request("/metadata").status == 200
+    assert daemon.metrics()[("dwellir_harvester_config_reloads_total", (("result", "failed"),))] == 1
+
+
+def test_a_reload_whose_plugin_import_hangs_is_abandoned_and_the_daemon_stays_responsive(start_daemon, plugin_dir):
+    plugins = plugin_dir(**{"quick.py": QUICK})
+    daemon = start_daemon(
+        limits={"reload_timeout": 1.0},
+        flags={"collectors": ["quick"], "collector_paths": [str(plugins)], "interval": 0.3},
+    )
+    daemon.wait_document()
+    (plugins / "quick.py").write_text("import time\ntime.sleep(3600)\n" + QUICK)  # re-discovery imports it again
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_for(lambda: "did not finish within 1 s" in daemon.log, what="the abandoned reload")
+    harvests = daemon.metrics()[("dwellir_harvester_harvests_total", ())]
+    daemon.wait_for(
+        lambda: daemon.metrics()[("dwellir_harvester_harvests_total", ())] > harvests, what="harvests to go on"
+    )
+    daemon.signal(signal.SIGHUP)  # the hung import still holds its thread: refused, not a second one
+    daemon.wait_for(lambda: "still stuck" in daemon.log, what="the second SIGHUP refused")
+    started = time.monotonic()
+    assert daemon.stop(timeout=10) == 0
+    assert time.monotonic() - started < 5
+    assert daemon.metrics is not None and "stopped" in daemon.log
+
+
+def test_a_plugin_import_that_hangs_at_startup_stops_it_with_an_error(start_daemon, plugin_dir):
+    plugins = plugin_dir(**{"hang.py": "import time\ntime.sleep(3600)\n"})
+    daemon = start_daemon(
+        limits={"reload_timeout": 1.0},
+        flags={"collectors": ["null"], "collector_paths": [str(plugins)]},
+        wait=False,
+    )
+    assert daemon.proc.wait(20) != 0
+    daemon._reader.join(5)
+    assert "did not finish within 1 s" in daemon.log
+    assert "listening" not in daemon.log
+
+
+def test_the_port_is_bound_before_plugins_are_imported(plugin_dir):
+    plugins = plugin_dir(**{"slowimport.py": "import time\ntime.sleep(30)\n"})
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        started = time.monotonic()
+        proc = subprocess.run(
+            [*SERVE, "--port", str(port), "--output", "", "--collectors", "null", "--collector-path", str(plugins)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert proc.returncode == 2
+    assert time.monotonic() - started < 10  # not after a 30 s import
+    assert f"127.0.0.1:{port}" in proc.stderr and "in use" in proc.stderr
+
+
+STOPS_ITSELF = """
+import atexit
+import os
+import signal
+import time
+from dwellir_harvester.lib import GenericCollector
+
+atexit.register(time.sleep, 1.5)  # the interpreter lingers at exit: a write started now would run in that time
+
+class StopCollector(GenericCollector):
+    NAME = "stop"
+    def collect(self):
+        os.kill(os.getpid(), signal.SIGTERM)  # the daemon stops while this harvest goes on to its write
+        time.sleep(0.3)
+        return {"rows": [{"index": i, "text": "x" * 64} for i in range(20000)]}
+"""
+
+
+def test_no_output_write_starts_once_the_daemon_is_stopping(start_daemon, plugin_dir, tmp_path):
+    # The main thread used to wait for the write lock once and exit: a harvest thread that took the
+    # lock just after wrote while the interpreter exited, and could leave a .tmp file behind.
+    plugins = plugin_dir(**{"stop.py": STOPS_ITSELF})
+    out = tmp_path / "out"
+    out.mkdir()
+    daemon = start_daemon(
+        "--collectors", "stop", "--collector-path", str(plugins), "--no-validate", output=str(out / "harvest.json")
+    )
+    assert daemon.proc.wait(20) == 0
+    assert list(out.iterdir()) == []  # the harvest finished after the stop began: it wrote nothing

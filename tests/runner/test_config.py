@@ -157,6 +157,7 @@ def test_the_schema_is_what_the_loader_accepts(etc):
         "validate",
         "auth_tokens",
         "auth_token_file",
+        "auth",
         "log_level",
     }
     everything = {
@@ -172,9 +173,11 @@ def test_the_schema_is_what_the_loader_accepts(etc):
         "validate": False,
         "auth_tokens": ["x"],
         "auth_token_file": "/etc/dwellir-harvester/tokens.yaml",
+        "auth": "optional",
         "log_level": "DEBUG",
     }
     jsonschema.validate(everything, schema)
     etc.write_text(json.dumps(everything))
     settings = settings_for(etc)
     assert settings.port == 18081 and settings.validate is False and settings.log_level == "DEBUG"
+    assert settings.auth == "optional"

@@ -94,6 +94,7 @@ class Settings:
         self.validate: bool = DEFAULTS["validate"]
         self.auth_tokens: list[str] = []
         self.auth_token_file: str | None = None
+        self.auth: str | None = None  # "required" or "optional"; the daemon honours "optional" from the main file only
         self.log_level: str | None = None
 
     def as_dict(self) -> dict[str, Any]:

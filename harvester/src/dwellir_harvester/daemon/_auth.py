@@ -3,7 +3,8 @@
 Tokens come from ``--auth-token``, ``DAEMON_AUTH_TOKENS``, ``auth_tokens`` in config, and a token file
 (``--auth-token-file``, ``DAEMON_AUTH_TOKEN_FILE``, ``auth_token_file``): a JSON or YAML list of
 ``{token, label, enabled}``. A token file that is missing, unreadable, readable by every user,
-malformed, empty or without an enabled token is an error: the daemon never falls back to no auth.
+writable by anyone but its owner (the file or a directory above it), malformed, empty or without an
+enabled token is an error: the daemon never falls back to no auth.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import json
 import os
 import stat
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 from dwellir_harvester.config import ConfigError, Settings
+from dwellir_harvester.lib.files import untrusted_reason
 
 _ENTRY_KEYS = {"token", "label", "enabled"}
 
@@ -44,6 +46,15 @@ def read_token_file(path: str) -> list[Token]:
         raise ConfigError(f"token file cannot be read: {err.strerror}", file=path) from err
     if not stat.S_ISREG(st.st_mode):
         raise ConfigError("token file is not a regular file", file=path)
+    try:
+        untrusted = untrusted_reason(path)
+    except OSError as err:
+        raise ConfigError(f"token file cannot be checked: {err.strerror or err}", file=path) from err
+    if untrusted:  # another user could add a token of their own, then wait for the next reload
+        raise ConfigError(
+            f"token file cannot be trusted: {untrusted}; only its owner and root may be able to change it",
+            file=path,
+        )
     if st.st_mode & stat.S_IROTH:
         mode = stat.S_IMODE(st.st_mode)
         raise ConfigError(f"token file is readable by every user (mode {mode:04o}); chmod o-r it", file=path)
@@ -109,36 +120,46 @@ def load_tokens(settings: Settings) -> list[Token]:
     return tokens
 
 
-class Headers(Protocol):
-    """What the check needs of request headers (``email.message.Message`` fits: case-insensitive ``get``)."""
+#: Why a request was refused; also the ``reason`` label of ``dwellir_harvester_http_refused_total``.
+REFUSALS = {
+    "no_token": "no token",
+    "malformed": "malformed Authorization header",
+    "unsupported_scheme": "unsupported Authorization scheme",
+    "unknown_token": "unknown token",
+    "revoked_token": "revoked token",
+}
 
-    def get(self, name: str, /) -> str | None: ...
+_SPACE = b" \t"
 
 
 class Verdict(NamedTuple):
+    """The outcome of a check: ``reason`` is a key of ``REFUSALS`` (or ``ok``), ``label`` names the token."""
+
     allowed: bool
     label: str | None  # for logs only: never sent to the client
     reason: str
 
 
-def presented_token(headers: Headers) -> tuple[str | None, str]:
-    """The token a request carries (``Authorization: Bearer`` or ``X-Auth-Token``), or why there is none."""
-    authorization = headers.get("Authorization")
+def presented_token(authorization: bytes | None, x_auth_token: bytes | None) -> tuple[bytes | None, str]:
+    """The token a request carries, or ``None`` and why (a key of ``REFUSALS``).
+
+    ``authorization`` is the ``Authorization`` field's value (``Bearer <token>``, scheme in any
+    case, one or more spaces), ``x_auth_token`` the ``X-Auth-Token`` one; a request carries at
+    most one of them (the HTTP layer refuses two). The reason never holds any part of the value.
+    """
     if authorization is not None:
-        scheme, _, value = authorization.strip().partition(" ")
-        if scheme.lower() == "bearer" and value.strip():
-            return value.strip(), "ok"
-        if headers.get("X-Auth-Token") is None:
-            return (
-                None,
-                "malformed Authorization header"
-                if scheme.lower() == "bearer"
-                else f"unsupported scheme {scheme[:20]!r}",
-            )
-    alternative = headers.get("X-Auth-Token")
-    if alternative is not None and alternative.strip():
-        return alternative.strip(), "ok"
-    return None, "no token"
+        value = authorization.strip(_SPACE)
+        scheme, space, rest = value.partition(b" ")
+        if scheme.lower() == b"bearer":
+            token = rest.strip(b" ")
+            return (token, "ok") if space and token else (None, "malformed")
+        # "Bearer<TAB>tok" and "Bearertok" are malformed Bearer credentials, not another scheme.
+        return None, "malformed" if value[:6].lower() == b"bearer" else "unsupported_scheme"
+    if x_auth_token is not None:
+        token = x_auth_token.strip(_SPACE)
+        if token:
+            return token, "ok"
+    return None, "no_token"
 
 
 class Authenticator:
@@ -149,12 +170,23 @@ class Authenticator:
 
     @property
     def enabled(self) -> bool:
+        """Whether any token is configured (enabled or revoked): then every guarded request needs one."""
         return bool(self.tokens)
 
-    def check(self, headers: Headers) -> Verdict:
+    def check(self, authorization: bytes | None, x_auth_token: bytes | None) -> Verdict:
+        """Whether a request with these credential fields (raw values, or None) may read a guarded endpoint.
+
+        Args:
+            authorization: the value of the request's ``Authorization`` field, if it has one.
+            x_auth_token: the value of its ``X-Auth-Token`` field, if it has one.
+
+        Returns:
+            The verdict; a digest of the presented token is compared with every known one in
+            constant time, without an early exit.
+        """
         if not self.tokens:
             return Verdict(True, None, "auth disabled")
-        token, reason = presented_token(headers)
+        token, reason = presented_token(authorization, x_auth_token)
         if token is None:
             return Verdict(False, None, reason)
         digest = _digest(token)
@@ -163,7 +195,7 @@ class Authenticator:
             if hmac.compare_digest(digest, candidate.digest):
                 match = candidate
         if match is None:
-            return Verdict(False, None, "unknown token")
+            return Verdict(False, None, "unknown_token")
         if not match.enabled:
-            return Verdict(False, match.label, "revoked token")
+            return Verdict(False, match.label, "revoked_token")
         return Verdict(True, match.label, "ok")

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
-STATUSES = ("success", "partial", "failed", "timeout")
+from dwellir_harvester.lib import FAILING, STATUSES, Document, collector_statuses
 
 
 class Metrics:
@@ -64,10 +62,28 @@ class Metrics:
         self.output_failures = Counter(
             "dwellir_harvester_output_write_failures", "Failed writes of the output file.", registry=r
         )
-        self.reloads = Counter("dwellir_harvester_config_reloads", "Config reloads (SIGHUP).", ["result"], registry=r)
+        self.reloads = Counter(
+            "dwellir_harvester_config_reloads",
+            "Config reloads (SIGHUP); result failed: the reload was refused and the previous config kept.",
+            ["result"],
+            registry=r,
+        )
+        self.refused = Counter(
+            "dwellir_harvester_http_refused_requests",
+            "Requests for /metadata or /metrics refused for want of a valid token, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.dropped = Counter(
+            "dwellir_harvester_http_dropped_connections",
+            "Connections the server closed on a client: evicted at the connection cap, head or idle timeout, "
+            "output that did not drain, or a bad request.",
+            ["reason"],
+            registry=r,
+        )
         self._successes: dict[str, float] = {}
 
-    def observe(self, document: Mapping[str, Any] | None, usable: bool, duration: float, serving: bool) -> None:
+    def observe(self, document: Document | None, usable: bool, duration: float, serving: bool) -> None:
         """Record one harvest; ``serving`` says whether any good document is being served."""
         now = time.time()
         self.harvests.inc()
@@ -81,16 +97,15 @@ class Metrics:
             self.document_age_base.set(now)
         if document is None:
             return
-        entries = document.get("collectors", {})
         self.status.clear()
         self.duration.clear()
         self.last_success.clear()
-        for name, entry in entries.items():
-            meta = entry["meta"]
+        entries = document["collectors"]
+        for name, current in collector_statuses(document).items():
             for status in STATUSES:
-                self.status.labels(name, status).set(1 if meta["status"] == status else 0)
-            self.duration.labels(name).set(meta["duration_ms"] / 1000)
-            if meta["status"] in ("success", "partial"):
+                self.status.labels(name, status).set(1 if current == status else 0)
+            self.duration.labels(name).set(entries[name]["meta"]["duration_ms"] / 1000)
+            if current not in FAILING:
                 self._successes[name] = now
             self.last_success.labels(name).set(self._successes.get(name, 0))
 
