@@ -14,7 +14,8 @@ from dwellir_harvester.lib import (
     load_collectors,
 )
 
-from . import ConfigError, Settings
+from ._errors import ConfigError
+from ._settings import Settings
 
 
 def discover(settings: Settings) -> Collectors:
