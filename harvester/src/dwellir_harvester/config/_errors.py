@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from dwellir_harvester.lib.limits import MAX_MESSAGE, one_line
+
 
 class ConfigError(Exception):
-    """A config problem, with the file and key it is about when there is one."""
+    """A config problem, with the file and key it is about when there is one.
+
+    Its text is always one line of at most ``lib.limits.MAX_MESSAGE`` characters, however long the
+    key or message it was given (a key is shown up to 200 characters).
+
+    Args:
+        message: what is wrong, and what to do about it.
+        file: the file (or the flag, or the variable) the problem is in.
+        key: the key path in that file (``collector_options.peers.rpc_url``).
+    """
 
     def __init__(self, message: str, *, file: str | None = None, key: str | None = None) -> None:
-        self.file, self.key, self.message = file, key, message
-        where = ": ".join(part for part in (file, f"key {key!r}" if key else None) if part)
-        super().__init__(f"{where}: {message}" if where else message)
+        self.file, self.key, self.message = file, one_line(key, 200) if key else key, one_line(message)
+        where = ": ".join(part for part in (file, f"key {self.key!r}" if self.key else None) if part)
+        super().__init__(one_line(f"{where}: {self.message}" if where else self.message, MAX_MESSAGE))

@@ -8,6 +8,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from dwellir_harvester.lib.limits import MAX_INTERVAL, MAX_TIMEOUT, one_line, seconds
+from dwellir_harvester.lib.redact import is_sensitive, redact_values
+
 from ._errors import ConfigError
 
 DEFAULT_CONFIG = "/etc/dwellir-harvester/config.yaml"
@@ -33,19 +36,55 @@ _TYPE_NAMES = {
     "integer": "an integer",
     "boolean": "true or false",
 }
+_BOUNDS = {
+    "minimum": "at least",
+    "maximum": "at most",
+    "exclusiveMinimum": "greater than",
+    "exclusiveMaximum": "less than",
+}
+#: Keys whose values are checked as seconds (``lib.limits.seconds``), with their largest value.
+_SECONDS = {"timeout": MAX_TIMEOUT, "interval": MAX_INTERVAL}
+
+
+def _kind(value: object) -> str:
+    """What ``value`` is, without showing it: ``a string``, ``a list``..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
+def _preview(value: object) -> str:
+    """``value`` as short JSON, with its secrets redacted (a URL's password, a sensitive key's value)."""
+    return one_line(json.dumps(redact_values(value), default=_kind, ensure_ascii=False), 80)
 
 
 def _explain(error: Any, schema: Mapping[str, Any]) -> tuple[str, str]:
-    """``(key, message)`` for one jsonschema error, in words an operator reads."""
-    path = ".".join(str(p) for p in error.absolute_path)
-    if error.validator == "additionalProperties" and not error.absolute_path:
+    """``(key, message)`` for one jsonschema error, in words an operator reads.
+
+    The value is shown (short, redacted) unless a key on its path is sensitive (``auth_tokens``,
+    ``collector_options.x.password``): then only its kind is.
+    """
+    parts = list(error.absolute_path)
+    path = ".".join(str(p) for p in parts)
+    if error.validator == "additionalProperties" and not parts:
         known = sorted(schema["properties"])
-        extra = sorted(set(error.instance) - set(known))
+        extra = sorted(one_line(k, 200) for k in error.instance if k not in known)
         name = extra[0] if extra else "?"
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else f" (known keys: {', '.join(known)})"
         return name, f"unknown key{hint}"
-    got = f"got {json.dumps(error.instance, default=str)}"
+    secret = any(isinstance(p, str) and is_sensitive(p) for p in parts)
+    got = f"got {_kind(error.instance) if secret else _preview(error.instance)}"
     if error.validator == "type":
         expected = _TYPE_NAMES.get(error.validator_value, str(error.validator_value))
         hint = (
@@ -55,14 +94,18 @@ def _explain(error: Any, schema: Mapping[str, Any]) -> tuple[str, str]:
     if error.validator == "enum":
         values = sorted({str(v).upper() for v in error.validator_value})
         return path, f"expected one of {', '.join(values)}, {got}"
-    return path, f"{error.message}"
+    if error.validator in _BOUNDS:
+        return path, f"must be {_BOUNDS[error.validator]} {error.validator_value}, {got}"
+    if error.validator == "minLength":
+        return path, "must not be empty"
+    return path, f"{error.validator} check failed, {got}"
 
 
 def _validate_file(data: Any, file: str) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"expected a mapping of keys to values, got {type(data).__name__}", file=file)
+        raise ConfigError(f"expected a mapping of keys to values, got {_kind(data)}", file=file)
     import jsonschema
 
     schema = _schema()
@@ -72,41 +115,49 @@ def _validate_file(data: Any, file: str) -> dict[str, Any]:
     if errors:
         key, message = _explain(errors[0], schema)
         raise ConfigError(message, file=file, key=key or None)
+    for key, maximum in _SECONDS.items():
+        if key in data:
+            try:
+                data[key] = seconds(data[key], key, maximum=maximum)
+            except ValueError as err:
+                raise ConfigError(str(err), file=file, key=key) from None
     return data
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
-    """One YAML config file, checked against the config schema."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise ConfigError(f"cannot read: {err.strerror or err}", file=str(path)) from err
-    import yaml
+    """One YAML config file, read strictly (``_yaml.load_yaml_file``) and checked against the config schema.
 
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ConfigError(f"not valid YAML{where}: {problem}", file=str(path)) from err
-    return _validate_file(data, str(path))
+    Args:
+        path: the file.
+
+    Returns:
+        Its keys and values (empty for an empty file).
+
+    Raises:
+        ConfigError: one line naming the file, and the key where there is one.
+    """
+    from ._yaml import load_yaml_file
+
+    return _validate_file(load_yaml_file(path), str(path))
 
 
 def config_files(config: str | None, environ: Mapping[str, str]) -> list[Path]:
     """The main file (when it exists) and its drop-ins, in merge order.
 
     A main file named by ``--config`` or ``HARVESTER_CONFIG`` must exist; the default one may not.
+    Drop-ins are the files ``*.yaml`` and ``*.yml`` in ``config.d/``, hidden ones (an editor's lock
+    file ``.#x.yaml``) left out, as the shell's ``config.d/*.yaml`` would.
     """
     explicit = config or environ.get(ENV_CONFIG) or None
     main = Path(explicit or DEFAULT_CONFIG)
     files = []
-    if main.is_file():
+    if main.exists():  # whatever it is: reading it says why a FIFO or a directory will not do
         files.append(main)
     elif explicit:
         origin = "--config" if config else ENV_CONFIG
         raise ConfigError(f"{origin} {main}: no such file")
     dropins = main.parent / "config.d"
     if dropins.is_dir():
-        files.extend(sorted((p for p in dropins.iterdir() if p.suffix in (".yaml", ".yml")), key=lambda p: p.name))
+        names = (p for p in dropins.iterdir() if p.suffix in (".yaml", ".yml") and not p.name.startswith("."))
+        files.extend(sorted(names, key=lambda p: p.name))
     return files
