@@ -8,6 +8,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from dwellir_harvester.lib.redact import redact_values
+
 from ._files import config_files, read_config_file
 
 DEFAULT_OUTPUT = "/var/lib/dwellir-harvester/harvested-data.json"
@@ -52,9 +54,14 @@ class Settings:
         self.log_level: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """The settings as plain data (tokens masked), for ``--check-config`` and debugging."""
+        """The settings as plain data with their secrets hidden, for ``--check-config`` and debugging.
+
+        Tokens are masked; collector options go through ``lib.redact.redact_values`` (a sensitive
+        option's value, a URL's credentials, key material are ``<redacted>``).
+        """
         data = {k: v for k, v in vars(self).items() if k != "option_origins"}
         data["collector_paths"] = [p.path for p in self.collector_paths]
+        data["collector_options"] = redact_values(self.collector_options)
         data["auth_tokens"] = ["***"] * len(self.auth_tokens)
         return data
 
