@@ -84,6 +84,8 @@ def test_a_malformed_option_never_echoes_a_secret(run_cli):
     result = run_cli("collect", "null", "--option", f"substrate.password:{SECRET}")
     one_line_error(result, "expected NAME.KEY=VALUE")
     assert SECRET not in result.stderr
+    long = run_cli("collect", "null", "--option", "substrate.password:" + "x" * 100_000, timeout=20)
+    one_line_error(long, "expected NAME.KEY=VALUE")
 
 
 def test_validate_a_deeply_nested_document(run_cli):

@@ -261,6 +261,10 @@ def test_error_messages_stay_short_however_long_the_value(main, text):
         f"collectors: {{rpc: 'http://user:{SECRET}@node:9944'}}\n",
         f"exclude: {{api_key: {SECRET}}}\n",
         f"collector_options: {{peers: {{x: {{password: {SECRET}, on: 1}}}}}}\n",
+        f"collector_options: {{peers: {{password: !!int {SECRET}}}}}\n",
+        f"collector_options: {{peers: {{api_key: {{{SECRET}: 1, {SECRET}: 2}}}}}}\n",
+        f"auth_tokens: [!!bool {SECRET}]\n",
+        f"auth_tokens: [{{{SECRET}-2024-01-01: 1}}, {{2024-01-01: {SECRET}}}]\n",
     ],
 )
 def test_errors_never_echo_a_secret(main, text):

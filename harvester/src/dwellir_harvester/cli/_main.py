@@ -123,7 +123,8 @@ def _option_pair(text: str) -> tuple[str, str, Any]:
     name_key, sep, raw = text.partition("=")
     name, dot, key = name_key.rpartition(".")
     if not sep or not dot or not name or not key:
-        raise argparse.ArgumentTypeError(f"expected NAME.KEY=VALUE, got {one_line(redact_text(text), 80)!r}")
+        shown = one_line(redact_text(text[:400]), 80)  # redact_text is slow on long text: a prefix is enough
+        raise argparse.ArgumentTypeError(f"expected NAME.KEY=VALUE, got {shown!r}")
     try:
         value = _load_json(raw, MAX_DEPTH)
     except _OutOfBoundsError as err:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from dwellir_harvester.lib.limits import MAX_INTERVAL, MAX_TIMEOUT, one_line, seconds
-from dwellir_harvester.lib.redact import is_sensitive, redact_values
+from dwellir_harvester.lib.redact import is_sensitive, redact_text, redact_values
 
 from ._errors import ConfigError
 
@@ -42,6 +42,7 @@ _BOUNDS = {
     "exclusiveMinimum": "greater than",
     "exclusiveMaximum": "less than",
 }
+_PREVIEW_SCAN = 400
 #: Keys whose values are checked as seconds (``lib.limits.seconds``), with their largest value.
 _SECONDS = {"timeout": MAX_TIMEOUT, "interval": MAX_INTERVAL}
 
@@ -65,7 +66,8 @@ def _kind(value: object) -> str:
 
 def _preview(value: object) -> str:
     """``value`` as short JSON, with its secrets redacted (a URL's password, a sensitive key's value)."""
-    return one_line(json.dumps(redact_values(value), default=_kind, ensure_ascii=False), 80)
+    text = json.dumps(redact_values(value), default=_kind, ensure_ascii=False)
+    return one_line(redact_text(text[:_PREVIEW_SCAN]), 80)  # redact_text is slow on long text: scan a prefix
 
 
 def _explain(error: Any, schema: Mapping[str, Any]) -> tuple[str, str]:

@@ -37,6 +37,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from dwellir_harvester.lib.limits import MAX_DEPTH, MAX_INT_BITS, one_line
+from dwellir_harvester.lib.redact import is_sensitive
 
 from ._errors import ConfigError
 
@@ -175,6 +176,11 @@ def _path(parts: tuple[str | int, ...]) -> str | None:
     return ".".join(str(p) for p in parts) or None
 
 
+def _secret(path: tuple[str | int, ...]) -> bool:
+    """Whether a key on ``path`` is sensitive (``auth_tokens``, ``password``): its values are not shown."""
+    return any(isinstance(part, str) and is_sensitive(part) for part in path)
+
+
 def _tag(tag: str) -> str:
     return "!!" + tag[len(_TAG) :] if tag.startswith(_TAG) else tag
 
@@ -280,27 +286,27 @@ class _StrictLoader(yaml.SafeLoader):
                 self.check(value_node, path)
                 continue
             key = self._key(key_node, path)
+            label = "<key>" if _secret(path) else key  # below a sensitive key, even keys are not shown
             if key in first:
-                self._refuse(f"duplicate key (first at line {first[key]})", key_node, (*path, key))
+                self._refuse(f"duplicate key (first at line {first[key]})", key_node, (*path, label))
             first[key] = key_node.start_mark.line + 1
-            self.check(value_node, (*path, key))
+            self.check(value_node, (*path, label))
 
     def _key(self, node: Node, path: tuple[str | int, ...]) -> str:
         if not isinstance(node, ScalarNode):
             kind = "list" if isinstance(node, SequenceNode) else "mapping"
             self._refuse(f"a {kind} cannot be a key", node, path)
-        shown = one_line(node.value, 40)
-        if node.tag == f"{_TAG}timestamp":
-            self._refuse(f"`{shown}` is read as a date; quote it", node, (*path, shown))
-        key = self._scalar(node, (*path, shown))
+        shown = "<key>" if _secret(path) else one_line(node.value, 40)
+        key = self._scalar(node, (*path, shown), what=f"`{shown}`" if shown != "<key>" else "a key")
         if not isinstance(key, str):
             self._refuse(f"`{shown}` is read as {_reading(key)}; quote it", node, (*path, shown))
         return key
 
-    def _scalar(self, node: ScalarNode, path: tuple[str | int, ...]) -> Any:
-        shown = one_line(node.value, 40)
+    def _scalar(self, node: ScalarNode, path: tuple[str | int, ...], what: str | None = None) -> Any:
+        # The value of a sensitive key (auth_tokens, a password option) is never shown.
+        shown = what or ("the value" if _secret(path) else f"`{one_line(node.value, 40)}`")
         if node.tag == f"{_TAG}timestamp":
-            self._refuse(f"`{shown}` is read as a date; quote it", node, path)
+            self._refuse(f"{shown} is read as a date; quote it", node, path)
         if node.tag not in _SCALAR_TAGS:
             self._refuse(f"{_tag(node.tag)} values are not accepted", node, path)
         if node.tag == f"{_TAG}int" and len(node.value) > _MAX_INT_TEXT:
@@ -308,9 +314,9 @@ class _StrictLoader(yaml.SafeLoader):
         try:
             value = self.construct_object(node)
         except (yaml.YAMLError, ValueError, TypeError, KeyError, OverflowError):
-            self._refuse(f"`{shown}` cannot be read as {_tag(node.tag)}", node, path)
+            self._refuse(f"{shown} cannot be read as {_tag(node.tag)}", node, path)
         if isinstance(value, float) and not math.isfinite(value):
-            self._refuse(f"`{shown}` is not a finite number", node, path)
+            self._refuse(f"{shown} is not a finite number", node, path)
         if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > MAX_INT_BITS:
             self._refuse(f"the number is larger than 2**{MAX_INT_BITS}", node, path)
         return value
