@@ -88,6 +88,12 @@ def test_a_malformed_option_never_echoes_a_secret(run_cli):
     one_line_error(long, "expected NAME.KEY=VALUE")
 
 
+def test_a_url_given_as_a_collector_name_keeps_its_credentials_out_of_the_error(run_cli):
+    result = run_cli("collect", f"http://operator:{SECRET}@127.0.0.1:9944")
+    one_line_error(result, "unknown collector 'http://<redacted>@127.0.0.1:9944'")
+    assert SECRET not in result.stderr
+
+
 def test_validate_a_deeply_nested_document(run_cli):
     result = run_cli("validate", "-", stdin="[" * 100_000)
     assert result.returncode == 1

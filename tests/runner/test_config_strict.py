@@ -185,6 +185,7 @@ def test_time_values_within_bounds_are_seconds(main):
         ("collector_options: {peers: {x: !!python/object:os.system {}}}\n", "values are not accepted"),
         ("collector_options: {peers: {x: !!int nope}}\n", "`nope` cannot be read as !!int"),
         ("collector_options: {peers: {x: !!bool nope}}\n", "`nope` cannot be read as !!bool"),
+        ("collector_options: {peers: {x: !!int }}\n", "`` cannot be read as !!int"),  # found by the fuzz suite
     ],
 )
 def test_only_json_like_values_are_accepted(main, text, message):
@@ -264,6 +265,7 @@ def test_error_messages_stay_short_however_long_the_value(main, text):
         f"collector_options: {{peers: {{password: !!int {SECRET}}}}}\n",
         f"collector_options: {{peers: {{api_key: {{{SECRET}: 1, {SECRET}: 2}}}}}}\n",
         f"auth_tokens: [!!bool {SECRET}]\n",
+        f"'http://user:{SECRET}@node:9944': 1\n",  # found by the fuzz suite
         f"auth_tokens: [{{{SECRET}-2024-01-01: 1}}, {{2024-01-01: {SECRET}}}]\n",
     ],
 )

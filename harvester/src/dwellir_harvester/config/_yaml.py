@@ -313,7 +313,7 @@ class _StrictLoader(yaml.SafeLoader):
             self._refuse(f"the number is larger than 2**{MAX_INT_BITS}", node, path)
         try:
             value = self.construct_object(node)
-        except (yaml.YAMLError, ValueError, TypeError, KeyError, OverflowError):
+        except Exception:  # noqa: BLE001 - PyYAML's constructors raise what they meet (`!!int ''`: IndexError)
             self._refuse(f"{shown} cannot be read as {_tag(node.tag)}", node, path)
         if isinstance(value, float) and not math.isfinite(value):
             self._refuse(f"{shown} is not a finite number", node, path)
