@@ -23,25 +23,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dwellir_harvester.cli import build_parser
-from dwellir_harvester.config import ConfigError, load_settings
+from dwellir_harvester.config import ConfigError, config_schema_path, load_settings
 from dwellir_harvester.lib.limits import MAX_DEPTH, MAX_INT_BITS, MAX_MESSAGE
 
 SECRET = "fuzz-marker-hunter2"
-KEYS = [
-    "collectors",
-    "exclude",
-    "collector_paths",
-    "collector_options",
-    "timeout",
-    "interval",
-    "host",
-    "port",
-    "output",
-    "validate",
-    "auth_tokens",
-    "auth_token_file",
-    "log_level",
-]
+KEYS = sorted(json.loads(config_schema_path().read_text())["properties"])
 # In-process examples share one directory per test; each example rewrites the same drop-in.
 FUZZ = settings(
     max_examples=250, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

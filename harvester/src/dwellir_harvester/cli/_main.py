@@ -139,33 +139,30 @@ def _seconds(maximum: float) -> Callable[[str], float]:
 
     def parse(text: str) -> float:
         try:
-            return seconds(float(text), "the value", maximum=maximum)
-        except ValueError as err:
-            if "must be" in str(err):
-                raise argparse.ArgumentTypeError(str(err)) from None
+            value = float(text)
+        except ValueError:
             raise argparse.ArgumentTypeError(f"expected a number of seconds, got {one_line(text, 40)!r}") from None
+        try:
+            return seconds(value, "the value", maximum=maximum)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
 
     return parse
 
 
-def _indent(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of spaces, got {one_line(text, 40)!r}") from None
-    if not 0 <= value <= 16:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 16, got {value}")
-    return value
+def _whole(low: int, high: int, noun: str) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` to ``high``."""
 
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {noun}, got {one_line(text, 40)!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {value}")
+        return value
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 65535, got {value}")
-    return value
+    return parse
 
 
 def _common() -> _Parser:
@@ -218,7 +215,11 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--collectors", nargs="+", metavar="NAME", help="collectors to harvest (default: config, else host)"
     )
     group.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
-    group.add_argument("--port", type=_port, help="TCP port to listen on, 0 for any free one (default: 18080)")
+    group.add_argument(
+        "--port",
+        type=_whole(0, 65535, "a port number"),
+        help="TCP port to listen on, 0 for any free one (default: 18080)",
+    )
     group.add_argument(
         "--interval",
         type=_seconds(MAX_INTERVAL),
@@ -266,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--output", "-o", metavar="FILE", help="write the document here, atomically (default: stdout)")
     collect.add_argument(
         "--indent",
-        type=_indent,
+        type=_whole(0, 16, "a number of spaces"),
         metavar="N",
         help="JSON indentation, 0 to 16 (default: 2 on a terminal, compact when piped)",
     )
