@@ -94,6 +94,18 @@ def test_a_url_given_as_a_collector_name_keeps_its_credentials_out_of_the_error(
     assert SECRET not in result.stderr
 
 
+def test_a_warning_while_reading_config_looks_like_every_other_line(run_cli, tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(f"auth_tokens: [{SECRET}]\ncollector_paths: [missing]\n")
+    config.chmod(0o644)
+    result = run_cli("collect", "null", "--config", str(config))
+    assert result.returncode == 2
+    warning, error = result.stderr.splitlines()
+    assert warning == f"dwellir-harvester: WARNING: {config} holds auth_tokens but is readable by every user"
+    assert error.startswith("dwellir-harvester: error: ") and "does not exist" in error
+    assert SECRET not in result.stderr
+
+
 def test_validate_a_deeply_nested_document(run_cli):
     result = run_cli("validate", "-", stdin="[" * 100_000)
     assert result.returncode == 1

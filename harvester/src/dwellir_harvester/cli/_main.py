@@ -485,6 +485,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = bool(args.debug)
     handler: Callable[[argparse.Namespace, Settings, TextIO], int] = args.handler
     try:
+        # Warnings while config files are read already look like every other line; the configured
+        # log level applies once they are read.
+        configure_logging("DEBUG" if debug else (args.log_level or "WARNING"), timestamps=args.verb == "serve")
         settings = Settings() if args.verb == "validate" else load_settings(_flags(args))
         level = "DEBUG" if debug else (settings.log_level or ("INFO" if args.verb == "serve" else "WARNING"))
         configure_logging(level.upper(), timestamps=args.verb == "serve")
