@@ -147,6 +147,11 @@ def test_check_config_never_prints_a_secret(run_cli, plugin_dir, tmp_path):
     assert effective["auth_tokens"] == 1
 
 
+def test_check_config_hides_url_credentials_in_any_setting(run_cli, tmp_path):
+    result = run_cli("serve", "--check-config", "--output", "", "--host", f"http://u:{SECRET}@127.0.0.1")
+    assert SECRET not in result.stdout and SECRET not in result.stderr
+
+
 NOISY = collector_source(
     "noisy",
     'print("garbage from collect()")\nreturn {"ok": True}',

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from dwellir_harvester.lib.redact import redact_values
+from dwellir_harvester.lib.redact import redact_url, redact_values
 
 from ._files import config_files, read_config_file
 
@@ -57,13 +57,22 @@ class Settings:
         """The settings as plain data with their secrets hidden, for ``--check-config`` and debugging.
 
         Tokens are masked; collector options go through ``lib.redact.redact_values`` (a sensitive
-        option's value, a URL's credentials, key material are ``<redacted>``).
+        option's value, a URL's credentials, key material are ``<redacted>``); any other string
+        loses the credentials of a URL it holds.
         """
-        data = {k: v for k, v in vars(self).items() if k != "option_origins"}
-        data["collector_paths"] = [p.path for p in self.collector_paths]
+        data = {k: _without_credentials(v) for k, v in vars(self).items() if k != "option_origins"}
+        data["collector_paths"] = [redact_url(p.path) for p in self.collector_paths]
         data["collector_options"] = redact_values(self.collector_options)
         data["auth_tokens"] = ["***"] * len(self.auth_tokens)
         return data
+
+
+def _without_credentials(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_url(value)
+    if isinstance(value, list):
+        return [_without_credentials(item) for item in value]
+    return value
 
 
 def _union(into: list[str], items: Iterable[str]) -> None:
