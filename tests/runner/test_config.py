@@ -137,7 +137,7 @@ def test_invalid_yaml_and_non_mapping(etc):
     with pytest.raises(ConfigError, match=r"not valid YAML at line \d+, column \d+"):
         settings_for(etc)
     etc.write_text("- a\n- b\n")
-    with pytest.raises(ConfigError, match="expected a mapping of keys to values, got list"):
+    with pytest.raises(ConfigError, match="expected a mapping of keys to values, got a list"):
         settings_for(etc)
 
 

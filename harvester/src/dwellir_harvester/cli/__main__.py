@@ -1,3 +1,5 @@
+"""``python -m dwellir_harvester.cli``: the same as the ``dwellir-harvester`` command."""
+
 import sys
 
 from . import main

@@ -8,13 +8,18 @@ traceback only with ``--debug``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import math
 import os
+import stat
 import sys
-from collections.abc import Callable, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 from dwellir_harvester.config import (
     DEFAULT_CONFIG,
@@ -30,6 +35,8 @@ from dwellir_harvester.config import (
 )
 from dwellir_harvester.lib import CollectorError, DocumentValidationError
 from dwellir_harvester.lib.files import write_atomic
+from dwellir_harvester.lib.limits import MAX_DEPTH, MAX_INT_BITS, MAX_INTERVAL, MAX_TIMEOUT, one_line, seconds
+from dwellir_harvester.lib.redact import redact_text
 
 logger = logging.getLogger("dwellir_harvester.cli")
 
@@ -59,36 +66,103 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         super().__init__(prog, max_help_position=32, width=100)
 
 
+class _OutOfBoundsError(ValueError):
+    """JSON that parses but holds what no setting accepts (a number out of range, too deep)."""
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _OutOfBoundsError(f"the number {one_line(text, 40)} is out of range")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_BITS // 3 + 1:  # more digits than 2**MAX_INT_BITS has
+        raise _OutOfBoundsError(f"a number is larger than 2**{MAX_INT_BITS}")
+    value = int(text)
+    if value.bit_length() > MAX_INT_BITS:
+        raise _OutOfBoundsError(f"a number is larger than 2**{MAX_INT_BITS}")
+    return value
+
+
+def _not_a_number(name: str) -> NoReturn:
+    raise _OutOfBoundsError(f"{name} is not a finite number")
+
+
+def _depth(value: Any) -> int:
+    """How deeply ``value`` nests (0 for a scalar), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth + 1)
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def _load_json(text: str, max_depth: int | None = None) -> Any:
+    """``json.loads``, with too-deep nesting a ``ValueError`` instead of a ``RecursionError``.
+
+    With ``max_depth``, numbers must be finite (``NaN``, ``Infinity`` and ``1e400`` are refused)
+    and at most ``2**MAX_INT_BITS``, and nesting at most ``max_depth`` levels: ``_OutOfBoundsError``.
+    """
+    try:
+        if max_depth is None:
+            return json.loads(text)
+        value = json.loads(text, parse_float=_finite, parse_int=_bounded_int, parse_constant=_not_a_number)
+    except RecursionError:
+        raise (_OutOfBoundsError if max_depth is not None else ValueError)("nested too deeply") from None
+    if _depth(value) > max_depth:
+        raise _OutOfBoundsError(f"nested more than {max_depth} levels deep")
+    return value
+
+
 def _option_pair(text: str) -> tuple[str, str, Any]:
+    """``--option NAME.KEY=VALUE``: VALUE as JSON when it parses, else the text itself."""
     name_key, sep, raw = text.partition("=")
     name, dot, key = name_key.rpartition(".")
     if not sep or not dot or not name or not key:
-        raise argparse.ArgumentTypeError(f"expected NAME.KEY=VALUE, got {text!r}")
+        shown = one_line(redact_text(text[:400]), 80)  # redact_text is slow on long text: a prefix is enough
+        raise argparse.ArgumentTypeError(f"expected NAME.KEY=VALUE, got {shown!r}")
     try:
-        value = json.loads(raw)
+        value = _load_json(raw, MAX_DEPTH)
+    except _OutOfBoundsError as err:
+        raise argparse.ArgumentTypeError(f"{one_line(name_key, 80)}: {err}") from None
     except ValueError:
         value = raw
     return name, key, value
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
-    return value
+def _seconds(maximum: float) -> Callable[[str], float]:
+    """An argparse type: seconds, finite, greater than 0 and at most ``maximum``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number of seconds, got {one_line(text, 40)!r}") from None
+        try:
+            return seconds(value, "the value", maximum=maximum)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    return parse
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 65535, got {value}")
-    return value
+def _whole(low: int, high: int, noun: str) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` to ``high``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {noun}, got {one_line(text, 40)!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {value}")
+        return value
+
+    return parse
 
 
 def _common() -> _Parser:
@@ -116,7 +190,10 @@ def _common() -> _Parser:
         help="a collector option, VALUE read as JSON when it parses (repeatable)",
     )
     group.add_argument(
-        "--timeout", type=_positive, metavar="S", help="seconds each collector may run (default: its own TIMEOUT)"
+        "--timeout",
+        type=_seconds(MAX_TIMEOUT),
+        metavar="S",
+        help=f"seconds each collector may run, at most {MAX_TIMEOUT:g} (default: its own TIMEOUT)",
     )
     group.add_argument(
         "--no-validate", dest="validate", action="store_const", const=False, help="skip schema validation"
@@ -138,8 +215,17 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--collectors", nargs="+", metavar="NAME", help="collectors to harvest (default: config, else host)"
     )
     group.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
-    group.add_argument("--port", type=_port, help="TCP port to listen on, 0 for any free one (default: 18080)")
-    group.add_argument("--interval", type=_positive, metavar="S", help="seconds between harvests (default: 300)")
+    group.add_argument(
+        "--port",
+        type=_whole(0, 65535, "a port number"),
+        help="TCP port to listen on, 0 for any free one (default: 18080)",
+    )
+    group.add_argument(
+        "--interval",
+        type=_seconds(MAX_INTERVAL),
+        metavar="S",
+        help=f"seconds between harvests, at most {MAX_INTERVAL:g} (default: 300)",
+    )
     group.add_argument(
         "--output",
         metavar="FILE",
@@ -180,7 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("names", nargs="*", metavar="NAME", help="collectors to run (default: config, else host)")
     collect.add_argument("--output", "-o", metavar="FILE", help="write the document here, atomically (default: stdout)")
     collect.add_argument(
-        "--indent", type=int, metavar="N", help="JSON indentation (default: 2 on a terminal, compact when piped)"
+        "--indent",
+        type=_whole(0, 16, "a number of spaces"),
+        metavar="N",
+        help="JSON indentation, 0 to 16 (default: 2 on a terminal, compact when piped)",
     )
     collect.set_defaults(handler=cmd_collect)
 
@@ -241,12 +330,66 @@ def _dump(document: Any, indent: int | None) -> str:
     return json.dumps(document, indent=indent, separators=None if indent else (",", ":")) + "\n"
 
 
-def cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
+@contextlib.contextmanager
+def _document_stream() -> Iterator[TextIO]:
+    """Keep standard output for the document alone while plugins are imported and collectors run.
+
+    Yields a text stream on the real standard output; meanwhile file descriptor 1 and
+    ``sys.stdout`` point at standard error, so whatever plugin code prints (``print()``,
+    ``os.write(1, ...)``, at import or in ``collect()``) lands there. Standard output is given back
+    when every thread started meanwhile has finished; a collector thread still running after its
+    timeout keeps writing to standard error for the rest of the process.
+    """
+    real = sys.stdout
+    real.flush()
+    saved = os.dup(1)
+    stream = open(saved, "w", encoding=real.encoding or "utf-8", errors=real.errors or "strict")  # noqa: SIM115
+    before = set(threading.enumerate())
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    try:
+        yield stream
+    finally:
+        stream.flush()
+        deadline = time.monotonic() + 0.2
+        started = [t for t in threading.enumerate() if t not in before]
+        for thread in started:  # a collector thread that has just reported is about to end
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if not any(t.is_alive() for t in started):
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            sys.stdout = real
+        stream.close()
+
+
+def _output_plan(path: str) -> tuple[int, int | None]:
+    """``(mode, group)`` for writing ``--output path``: an existing file's, else 0644 and ours.
+
+    Raises ``UsageError`` naming the path when it could not be written: its directory is missing
+    or not writable, it is a directory or not a regular file, or it has a group we cannot give
+    the new file while that group may read more than everyone else.
+    """
+    problem = output_dir_problem(path)
+    if problem:
+        raise UsageError(f"--output {path}: {problem}")
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return 0o644, None
+    mode = stat.S_IMODE(st.st_mode) & 0o777
+    if st.st_gid == os.getegid():
+        return mode, None
+    if os.geteuid() == 0 or st.st_gid in os.getgroups():
+        return mode, st.st_gid
+    if (mode >> 3) & 0o7 & ~mode:  # its group may do more than others: a new group must not inherit that
+        raise UsageError(f"--output {path}: cannot keep its group {st.st_gid} (not one of ours)")
+    return mode, None
+
+
+def cmd_collect(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     from dwellir_harvester.lib import harvest
 
-    problem = output_dir_problem(args.output) if args.output else None
-    if problem:
-        raise UsageError(f"--output {args.output}: {problem}")
+    mode, group = _output_plan(args.output) if args.output else (0o644, None)
     if args.schema and not os.path.isfile(args.schema):
         raise UsageError(f"--schema {args.schema}: no such file")
     collectors = discover(settings)
@@ -261,17 +404,17 @@ def cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
             raise
         logger.error("%s", err)
         document, exit_code = err.document, 1
-    indent = args.indent if args.indent is not None else (2 if sys.stdout.isatty() and not args.output else None)
+    indent = args.indent if args.indent is not None else (2 if out.isatty() and not args.output else None)
     text = _dump(document, indent)
     if args.output:
-        write_atomic(args.output, text.encode())
+        write_atomic(args.output, text.encode(), mode=mode, group=group)
     else:
-        sys.stdout.write(text)
+        out.write(text)
     statuses = [entry["meta"]["status"] for entry in document["collectors"].values()]
     return exit_code or (1 if any(s in ("failed", "timeout") for s in statuses) else 0)
 
 
-def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_list(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     collectors = discover(settings)
     rows: list[dict[str, Any]] = []
     for spec in collectors.discovered:
@@ -288,7 +431,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
         )
     problems = [{"where": p.where, "problem": p.message} for p in collectors.problems]
     if args.json:
-        sys.stdout.write(json.dumps({"collectors": rows, "problems": problems}, indent=2) + "\n")
+        out.write(json.dumps({"collectors": rows, "problems": problems}, indent=2) + "\n")
         return 0
     table = [("NAME", "VERSION", "TYPE", "SOURCE", "OVERRIDES")]
     for r in rows:
@@ -296,15 +439,13 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
         table.append((r["name"], r["version"], r["type"], r["source"], ", ".join(r["overrides"]) or overridden))
     widths = [max(len(row[i]) for row in table) for i in range(4)]
     for row in table:
-        sys.stdout.write(
-            "  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1] + "\n"
-        )
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1] + "\n")
     for p in problems:
         sys.stderr.write(f"{PROG}: not loaded: {p['where']}: {p['problem']}\n")
     return 0
 
 
-def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_validate(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     from dwellir_harvester.lib import validate_output
 
     name = "stdin" if args.file == "-" else args.file
@@ -313,22 +454,25 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     except OSError as err:
         raise UsageError(f"{name}: {err.strerror or err}") from err
     try:
-        document = json.loads(text)
+        document = _load_json(text)
     except ValueError as err:
-        sys.stderr.write(f"{PROG}: {name}: not valid JSON: {err}\n")
+        sys.stderr.write(f"{PROG}: {name}: not valid JSON: {one_line(err)}\n")
         return 1
     try:
         validate_output(document, args.schema)
     except DocumentValidationError as err:
         sys.stderr.write(f"{PROG}: {name}: {len(err.errors)} problem(s):\n")
         for line in err.errors:
-            sys.stderr.write(f"  {line}\n")
+            sys.stderr.write(f"  {one_line(line)}\n")
         return 1
-    sys.stdout.write(f"{name}: valid\n")
+    except RecursionError:
+        sys.stderr.write(f"{PROG}: {name}: nested too deeply to check\n")
+        return 1
+    out.write(f"{name}: valid\n")
     return 0
 
 
-def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_serve(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     from dwellir_harvester.daemon import serve
 
     return serve(settings, flags=_flags(args), check_only=args.check_config, schema=args.schema)
@@ -339,12 +483,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = bool(args.debug)
-    handler: Callable[[argparse.Namespace, Settings], int] = args.handler
+    handler: Callable[[argparse.Namespace, Settings, TextIO], int] = args.handler
     try:
+        # Warnings while config files are read already look like every other line; the configured
+        # log level applies once they are read.
+        configure_logging("DEBUG" if debug else (args.log_level or "WARNING"), timestamps=args.verb == "serve")
         settings = Settings() if args.verb == "validate" else load_settings(_flags(args))
         level = "DEBUG" if debug else (settings.log_level or ("INFO" if args.verb == "serve" else "WARNING"))
         configure_logging(level.upper(), timestamps=args.verb == "serve")
-        return handler(args, settings)
+        if args.verb in ("collect", "list"):  # they import plugins and print what a script reads
+            with _document_stream() as out:
+                return handler(args, settings, out)
+        return handler(args, settings, sys.stdout)
     except (UsageError, ConfigError, CollectorError, ValueError) as err:
         if debug:
             raise

@@ -14,7 +14,8 @@ from dwellir_harvester.lib import (
     load_collectors,
 )
 
-from . import ConfigError, Settings
+from ._errors import ConfigError
+from ._settings import Settings
 
 #: This distribution: its entry points are the built-in collectors.
 DISTRIBUTION = "dwellir-harvester"
@@ -72,7 +73,22 @@ def harvest_options(settings: Settings) -> dict[str, Any]:
 
 
 def output_dir_problem(path: str) -> str | None:
-    """Why the file ``path`` could not be written (its directory is missing or not writable), or None."""
+    """Why the file ``path`` could not be written, or None.
+
+    Checked before any harvest: its directory is missing or not writable, or ``path`` is a
+    directory or some other thing that is not a regular file (a device, a FIFO), which an atomic
+    write would replace.
+
+    Args:
+        path: the output file.
+
+    Returns:
+        The problem in words that follow the path, or None.
+    """
+    if os.path.isdir(path):
+        return f"{path} is a directory, not a file"
+    if os.path.exists(path) and not os.path.isfile(path):
+        return f"{path} is not a regular file"
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         return f"directory {directory} does not exist"

@@ -17,7 +17,7 @@ import stat
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from dwellir_harvester.config import ConfigError, Settings
+from dwellir_harvester.config import ConfigError, Settings, parse_yaml, read_bounded
 from dwellir_harvester.lib.files import untrusted_reason
 
 _ENTRY_KEYS = {"token", "label", "enabled"}
@@ -29,6 +29,10 @@ class Token(NamedTuple):
     digest: bytes
     label: str
     enabled: bool
+
+
+#: The largest token file read (a few thousand tokens).
+MAX_TOKEN_FILE_BYTES = 1024 * 1024
 
 
 def _digest(token: str | bytes) -> bytes:
@@ -58,25 +62,24 @@ def read_token_file(path: str) -> list[Token]:
     if st.st_mode & stat.S_IROTH:
         mode = stat.S_IMODE(st.st_mode)
         raise ConfigError(f"token file is readable by every user (mode {mode:04o}); chmod o-r it", file=path)
+    raw = read_bounded(path, MAX_TOKEN_FILE_BYTES)
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"token file cannot be read: {getattr(err, 'strerror', None) or err}", file=path) from err
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"token file is not valid UTF-8 (byte {err.start})", file=path) from None
     return parse_token_entries(_parse(text, path), path)
 
 
 def _parse(text: str, path: str) -> Any:
+    """JSON, else YAML read strictly (bounded aliases, depth and keys), as for config files."""
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
-    import yaml
-
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"token file is neither JSON nor YAML: {str(err).splitlines()[0]}", file=path) from err
+        return parse_yaml(text, path)
+    except ConfigError as err:
+        raise ConfigError(f"token file is neither JSON nor YAML: {err.message}", file=path) from None
 
 
 def parse_token_entries(entries: Any, path: str) -> list[Token]:
