@@ -235,13 +235,26 @@ def test_agent_confs_that_are_not_mappings(agents_dir, content, message):
 def test_an_unreadable_agent_conf_is_partial(agents_dir):
     path = agents_dir / "unit-grafana-agent-0" / "agent.conf"
     path.unlink()
-    path.mkdir()  # reading it fails with an OSError, even as root
+    path.mkdir()  # not a file it can read, even as root
 
     entry = run_collector(JujuCollector, {"agents_dir": str(agents_dir)})
 
     assert entry["meta"]["status"] == "partial", entry
     [error] = entry["meta"]["errors"]
-    assert error.startswith(f"{path}: cannot read it")
+    assert error == f"{path}: is a directory, not a regular file"
+
+
+def test_a_fifo_in_place_of_an_agent_conf_is_refused_without_waiting(agents_dir):
+    import os
+
+    path = agents_dir / "unit-grafana-agent-0" / "agent.conf"
+    path.unlink()
+    os.mkfifo(path)  # nobody ever writes to it: reading would wait for ever
+
+    entry = run_collector(JujuCollector, {"agents_dir": str(agents_dir)}, timeout=5)
+
+    assert entry["meta"]["status"] == "partial", entry
+    assert entry["meta"]["errors"] == [f"{path}: is a FIFO, not a regular file"]
 
 
 def test_an_agents_dir_that_is_a_file_fails(tmp_path):

@@ -15,10 +15,10 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
-from urllib.parse import urlsplit
 
 import yaml
 
+from dwellir_harvester.lib.jsonrpc import check_http_url
 from dwellir_harvester.lib.redact import redact_url
 
 SERVICE = "dwellir-harvester"
@@ -203,15 +203,11 @@ class Settings:
 
 def check_rpc_url(url: str) -> str | None:
     """What is wrong with ``url`` as the node's JSON-RPC URL (None when nothing is)."""
-    shown = redact_url(url)
     try:
-        parts = urlsplit(url)
-        _ = parts.port
-    except ValueError as err:
-        return f"rpc-url {shown!r} is not a valid URL ({err})"
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"rpc-url must be an http:// or https:// URL with a host, not {shown!r}"
-    if shown != url:
+        check_http_url(url, "rpc-url")
+    except (TypeError, ValueError) as err:
+        return str(err)
+    if redact_url(url) != url:
         return "rpc-url must not hold credentials (charm config is readable by everyone who can read the model)"
     return None
 

@@ -28,7 +28,8 @@ Discovering collectors
     then plugin paths; returns a ``Registry``, a mapping of name to class that also knows each
     collector's ``CollectorSpec`` (source, overrides, checked class attributes) and the plugins that
     failed to load. ``UnknownCollectorError``, ``PluginPathError``. (``Collectors`` is the old,
-    deprecated name of ``Registry``.)
+    deprecated name of ``Registry``.) ``env_plugin_paths()`` reads the plugin paths of
+    ``HARVESTER_COLLECTOR_PATHS`` (``PATHS_ENV``).
 
 Harvesting
     ``harvest(selection, registry=..., ...)`` — run collectors concurrently, each under its timeout, and return
@@ -63,13 +64,14 @@ from ._errors import (
     PluginPathError,
     UnknownCollectorError,
 )
-from ._loader import CollectorSpec, Registry, load_collectors
+from ._loader import PATHS_ENV, CollectorSpec, Registry, env_plugin_paths, load_collectors
 from ._schema import bundled_schema_path, is_rfc3339, validate_output
 from ._types import FAILING, STATUSES, Document, Entry, EntryMeta, HarvesterSection, Problem, Status
 from ._version import __version__
 
 __all__ = [
     "FAILING",
+    "PATHS_ENV",
     "STATUSES",
     "BlockchainCollector",
     "CollectResult",
@@ -93,6 +95,7 @@ __all__ = [
     "__version__",
     "bundled_schema_path",
     "collector_statuses",
+    "env_plugin_paths",
     "harvest",
     "is_rfc3339",
     "load_collectors",

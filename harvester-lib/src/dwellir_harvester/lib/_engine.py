@@ -447,13 +447,36 @@ def harvest(
     started = time.monotonic()
     finished = dict(run_prepared(prepared, validate))
     entries = {request.key: finished[request.key] for request in prepared}
-    document = build_document(
+    return finish_document(
         entries,
         collection_time,
         time.monotonic() - started,
-        harvester_version,
+        harvester_version=harvester_version,
         host_collector=host_collector,
         problems=problems,
+        validate=validate,
+        schema=schema,
+    )
+
+
+def finish_document(
+    entries: Mapping[str, Entry],
+    collection_time: str,
+    duration: float,
+    *,
+    harvester_version: str | None,
+    host_collector: str | None,
+    problems: Iterable[Problem] | None,
+    validate: bool,
+    schema: SchemaLike,
+) -> Document:
+    """Build the document around the entries and, with ``validate``, check it against ``schema``.
+
+    Raises:
+        DocumentValidationError: it does not match; the error carries the document.
+    """
+    document = build_document(
+        entries, collection_time, duration, harvester_version, host_collector=host_collector, problems=problems
     )
     if validate:
         try:

@@ -131,9 +131,10 @@ def untrusted_reason(path: str | os.PathLike[str]) -> str | None:
 def read_bytes(path: str | os.PathLike[str], limit: int = READ_LIMIT) -> bytes | None:
     """Return the content of the regular file ``path``, or None when there is no such file.
 
-    The file is opened without blocking and checked on the open descriptor, so a FIFO, a device or
-    a directory is refused rather than read (or waited on), and a file is never read past ``limit``
-    bytes, even one that grows while it is read.
+    A device is refused without being opened (opening some has side effects); the file is then
+    opened without blocking and checked again on the open descriptor, so a FIFO, a device or a
+    directory swapped in meanwhile is refused rather than read (or waited on), and a file is never
+    read past ``limit`` bytes, even one that grows while it is read.
 
     Args:
         path: the file; a symbolic link is followed.
@@ -148,6 +149,9 @@ def read_bytes(path: str | os.PathLike[str], limit: int = READ_LIMIT) -> bytes |
         OSError: the file cannot be opened or read (``PermissionError``, say).
     """
     try:
+        before = os.stat(path)
+        if not stat.S_ISREG(before.st_mode):
+            raise ValueError(f"{os.fspath(path)} is {_kind(before.st_mode)}, not a regular file")
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
     except (FileNotFoundError, NotADirectoryError):
         return None

@@ -42,11 +42,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from ._collector import GenericCollector
-from ._engine import Outcome, Prepared, Selection, Timeouts, build_document, make_entry, now_rfc3339, prepare
-from ._errors import CollectorFailedError, DocumentValidationError
+from ._engine import Outcome, Prepared, Selection, Timeouts, finish_document, make_entry, now_rfc3339, prepare
+from ._errors import CollectorFailedError
 from ._loader import CollectorSpec, LoadProblem, Registry, _read_meta
 from ._protocol import Channel, ProtocolError, check_hello
-from ._schema import SchemaLike, validate_output
+from ._schema import SchemaLike
 from ._types import STATUSES, Document, Entry, Problem
 from ._version import __version__
 from .limits import NotJSONError, describe_error, json_data, one_line
@@ -479,21 +479,16 @@ class WorkerPool:
         for thread in threads:
             thread.join()
         entries = {request.key: found[request.key] for request in prepared}
-        document = build_document(
+        return finish_document(
             entries,
             collection_time,
             time.monotonic() - started,
-            harvester_version,
+            harvester_version=harvester_version,
             host_collector=host_collector,
             problems=problems,
+            validate=validate,
+            schema=schema,
         )
-        if validate:
-            try:
-                validate_output(document, schema)
-            except DocumentValidationError as err:
-                err.document = document
-                raise
-        return document
 
     def _groups(self, prepared: Sequence[Prepared]) -> Iterator[_Group]:
         shared: dict[str, list[Prepared]] = {}

@@ -38,11 +38,14 @@ from .files import unsafe_reason
 from .limits import describe_error, seconds
 from .testing import run_collector
 
-__all__ = ["main"]
+__all__ = ["UsageError", "main"]
 
 
 class UsageError(Exception):
-    """A problem with what was asked for: exit status 2."""
+    """A problem with what was asked for on a command line: exit status 2, one line, no traceback.
+
+    The runner's ``dwellir-harvester`` command raises it too.
+    """
 
 
 def _import_from_dirs(module: str, directories: Sequence[Path]) -> types.ModuleType | None:

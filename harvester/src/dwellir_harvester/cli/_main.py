@@ -27,16 +27,17 @@ from dwellir_harvester.config import (
     ConfigError,
     Settings,
     __version__,
-    check_plan,
+    check_selection,
     discover,
     harvest_options,
     load_settings,
     output_dir_problem,
 )
-from dwellir_harvester.lib import CollectorError, DocumentValidationError
+from dwellir_harvester.lib import FAILING, CollectorError, DocumentValidationError, collector_statuses
 from dwellir_harvester.lib.files import write_atomic
 from dwellir_harvester.lib.limits import MAX_DEPTH, MAX_INT_BITS, MAX_INTERVAL, MAX_TIMEOUT, one_line, seconds
 from dwellir_harvester.lib.redact import redact_text
+from dwellir_harvester.lib.run import UsageError
 
 logger = logging.getLogger("dwellir_harvester.cli")
 
@@ -48,10 +49,6 @@ ENVIRONMENT = f"""environment:
 DAEMON_ENVIRONMENT = """  DAEMON_AUTH_TOKENS         bearer tokens, comma-separated
   DAEMON_AUTH_TOKEN_FILE     token file: a JSON or YAML list of {token, label, enabled}
 """
-
-
-class UsageError(Exception):
-    """A bad command line: exit status 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -362,7 +359,7 @@ def _document_stream() -> Iterator[TextIO]:
         stream.close()
 
 
-def _output_plan(path: str) -> tuple[int, int | None]:
+def _output_mode(path: str) -> tuple[int, int | None]:
     """``(mode, group)`` for writing ``--output path``: an existing file's, else 0644 and ours.
 
     Raises ``UsageError`` naming the path when it could not be written: its directory is missing
@@ -389,15 +386,15 @@ def _output_plan(path: str) -> tuple[int, int | None]:
 def cmd_collect(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     from dwellir_harvester.lib import harvest
 
-    mode, group = _output_plan(args.output) if args.output else (0o644, None)
+    mode, group = _output_mode(args.output) if args.output else (0o644, None)
     if args.schema and not os.path.isfile(args.schema):
         raise UsageError(f"--schema {args.schema}: no such file")
-    collectors = discover(settings)
-    names = check_plan(settings, collectors, args.names)
+    registry = discover(settings)
+    names = check_selection(settings, registry, args.names)
     exit_code = 0
     try:
         document = harvest(
-            names, registry=collectors, schema=args.schema, harvester_version=__version__, **harvest_options(settings)
+            names, registry=registry, schema=args.schema, harvester_version=__version__, **harvest_options(settings)
         )
     except DocumentValidationError as err:
         if err.document is None:
@@ -410,26 +407,27 @@ def cmd_collect(args: argparse.Namespace, settings: Settings, out: TextIO) -> in
         write_atomic(args.output, text.encode(), mode=mode, group=group)
     else:
         out.write(text)
-    statuses = [entry["meta"]["status"] for entry in document["collectors"].values()]
-    return exit_code or (1 if any(s in ("failed", "timeout") for s in statuses) else 0)
+    failing = any(status in FAILING for status in collector_statuses(document).values())
+    return exit_code or (1 if failing else 0)
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    collectors = discover(settings)
+    registry = discover(settings)
     rows: list[dict[str, Any]] = []
-    for spec in collectors.discovered:
-        winner = collectors.specs[spec.name]
+    for spec in registry.discovered:
+        winner = registry.specs[spec.name]
+        meta = spec.checked_meta()  # read and checked at discovery
         rows.append(
             {
                 "name": spec.name if winner is spec else spec.qualified_names[0],
-                "version": str(spec.cls.VERSION),
-                "type": str(spec.cls.COLLECTOR_TYPE),
+                "version": meta.version,
+                "type": meta.collector_type,
                 "source": spec.source,
                 "overrides": list(spec.overrides),
                 "overridden_by": None if winner is spec else winner.source,
             }
         )
-    problems = [{"where": p.where, "problem": p.message} for p in collectors.problems]
+    problems = [{"where": p.where, "problem": p.message} for p in registry.problems]
     if args.json:
         out.write(json.dumps({"collectors": rows, "problems": problems}, indent=2) + "\n")
         return 0

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from dwellir_harvester.lib import CollectorFailedError
+from dwellir_harvester.lib.files import read_bytes
 
 MAX_FILE_BYTES = 1024 * 1024
 
@@ -16,14 +17,19 @@ class FileProblem(Exception):  # noqa: N818 - a problem with a file, reported as
 
 
 def read_small_file(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
-    """The file's bytes, or ``FileProblem`` when it cannot be read or is larger than ``limit``."""
+    """The bytes of a regular file (``lib.files.read_bytes``: never a FIFO or a device, never past ``limit``).
+
+    Raises:
+        FileProblem: it cannot be read, is not a regular file, or is larger than ``limit``.
+    """
     try:
-        with path.open("rb") as f:
-            raw = f.read(limit + 1)
+        raw = read_bytes(path, limit)
+    except ValueError as err:  # its message starts with the path, which the collector names itself
+        raise FileProblem(str(err).removeprefix(str(path)).strip()) from None
     except OSError as err:
         raise FileProblem(f"cannot read it: {(err.strerror or type(err).__name__).lower()}") from None
-    if len(raw) > limit:
-        raise FileProblem(f"larger than {limit} bytes")
+    if raw is None:
+        raise FileProblem("cannot read it: no such file or directory")
     return raw
 
 

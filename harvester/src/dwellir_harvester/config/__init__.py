@@ -32,14 +32,14 @@ Reading files strictly (for the daemon's token file too)
     ``ConfigError`` in one line naming the file.
 
 Resolving
-    ``discover(settings)`` finds the collectors; ``check_plan(settings, collectors, names)`` checks
+    ``discover(settings)`` finds the collectors; ``check_selection(settings, registry, names)`` checks
     the selection and every option; ``harvest_options(settings)`` gives ``harvest()``'s keyword
     arguments; ``output_dir_problem(path)`` says why an output file could not be written.
 """
 
 from ._errors import ConfigError
 from ._files import DEFAULT_CONFIG, ENV_CONFIG, config_schema_path, read_config_file
-from ._runtime import check_plan, discover, harvest_options, output_dir_problem
+from ._runtime import check_selection, discover, harvest_options, output_dir_problem
 from ._settings import DEFAULT_OUTPUT, PluginPath, Settings, load_settings
 from ._version import __version__
 from ._yaml import parse_yaml, read_bounded
@@ -52,7 +52,7 @@ __all__ = [
     "PluginPath",
     "Settings",
     "__version__",
-    "check_plan",
+    "check_selection",
     "config_schema_path",
     "discover",
     "harvest_options",

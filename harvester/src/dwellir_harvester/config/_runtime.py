@@ -36,7 +36,7 @@ def discover(settings: Settings) -> Registry:
         raise ConfigError(f"{err.path} {err.reason}", file=origin) from err
 
 
-def check_plan(settings: Settings, collectors: Registry, names: Sequence[str] | None = None) -> list[str]:
+def check_selection(settings: Settings, registry: Registry, names: Sequence[str] | None = None) -> list[str]:
     """The collector names to harvest, after checking every name and every option in the settings.
 
     Raises ``ConfigError`` for an unknown name (listing what exists), options for a collector that
@@ -45,16 +45,14 @@ def check_plan(settings: Settings, collectors: Registry, names: Sequence[str] | 
     """
     wanted = list(names) if names else settings.collectors
     try:
-        selected = collectors.select(wanted, settings.exclude)
+        selected = registry.select(wanted, settings.exclude)
     except UnknownCollectorError as err:
         raise ConfigError(str(err)) from err
     for name, options in settings.collector_options.items():
         origin = settings.option_origins.get(name)
         try:
-            collectors.resolve(name).check_options(options)
-        except UnknownCollectorError as err:
-            raise ConfigError(str(err), file=origin, key=f"collector_options.{name}") from err
-        except CollectorOptionError as err:
+            registry.resolve(name).check_options(options)
+        except (UnknownCollectorError, CollectorOptionError) as err:
             raise ConfigError(str(err), file=origin, key=f"collector_options.{name}") from err
     if not selected:
         raise ConfigError(f"nothing to collect: {', '.join(wanted)} all excluded by {', '.join(settings.exclude)}")

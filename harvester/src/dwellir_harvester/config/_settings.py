@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from dwellir_harvester.lib import PATHS_ENV, env_plugin_paths
 from dwellir_harvester.lib.redact import redact_url, redact_values
 
 from ._files import config_files, read_config_file
@@ -21,7 +22,7 @@ DEFAULTS: Mapping[str, Any] = {
     "validate": True,
 }
 _LIST_KEYS = ("collectors", "exclude", "auth_tokens")
-ENV_PATHS = "HARVESTER_COLLECTOR_PATHS"
+ENV_PATHS = PATHS_ENV
 ENV_TOKENS = "DAEMON_AUTH_TOKENS"
 ENV_TOKEN_FILE = "DAEMON_AUTH_TOKEN_FILE"
 
@@ -122,7 +123,7 @@ def load_settings(
         settings.files.append(str(path))
     _union(settings.collectors, file_collectors)
 
-    env_paths = [p.strip() for p in environ.get(ENV_PATHS, "").split(os.pathsep) if p.strip()]
+    env_paths = env_plugin_paths(environ)
     settings.collector_paths.extend(PluginPath(p, ENV_PATHS) for p in env_paths)
     _union(settings.auth_tokens, (t.strip() for t in environ.get(ENV_TOKENS, "").split(",") if t.strip()))
     if environ.get(ENV_TOKEN_FILE):

@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import math
 import os
-import stat
 from typing import Any, NoReturn
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from dwellir_harvester.lib.files import read_bytes
 from dwellir_harvester.lib.limits import MAX_DEPTH, MAX_INT_BITS, one_line
 from dwellir_harvester.lib.redact import is_sensitive
 
@@ -50,13 +50,6 @@ MAX_VALUES = 100_000
 #: The most values all the aliases of one document may expand to, together.
 MAX_ALIASED = 10_000
 
-_KINDS = {
-    stat.S_IFDIR: "a directory",
-    stat.S_IFIFO: "a FIFO",
-    stat.S_IFCHR: "a character device",
-    stat.S_IFBLK: "a block device",
-    stat.S_IFSOCK: "a socket",
-}
 _TAG = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {f"{_TAG}{name}" for name in ("str", "int", "float", "bool", "null")}
 _COLLECTION_TAGS = {f"{_TAG}seq", f"{_TAG}map"}
@@ -68,8 +61,8 @@ _MAX_INT_TEXT = MAX_INT_BITS // 3 + 16
 def read_bounded(path: str | os.PathLike[str], limit: int = MAX_FILE_BYTES) -> bytes:
     """Return the bytes of the regular file ``path``, refusing anything else or anything larger than ``limit``.
 
-    The file is opened with ``O_NONBLOCK``, so a FIFO put in its place cannot block, and checked
-    with ``fstat`` after opening; at most ``limit + 1`` bytes are ever read.
+    ``dwellir_harvester.lib.files.read_bytes`` does the reading: a FIFO or a device is never
+    waited on or opened, and at most ``limit + 1`` bytes are ever read.
 
     Args:
         path: the file.
@@ -79,37 +72,18 @@ def read_bounded(path: str | os.PathLike[str], limit: int = MAX_FILE_BYTES) -> b
         The file's content.
 
     Raises:
-        ConfigError: naming the file, when it cannot be opened, is not a regular file, or is too large.
+        ConfigError: naming the file, when it is missing, cannot be read, is not a regular file, or is too large.
     """
     file = os.fspath(path)
-
-    def refuse(kind: int) -> NoReturn:
-        raise ConfigError(f"is {_KINDS.get(stat.S_IFMT(kind), 'not a regular file')}, not a regular file", file=file)
-
     try:
-        before = os.stat(file)  # a device is never opened: opening some has side effects
-        if not stat.S_ISREG(before.st_mode):
-            refuse(before.st_mode)
-        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0))
-        try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                refuse(st.st_mode)
-            chunks: list[bytes] = []
-            size = 0
-            while size <= limit:
-                chunk = os.read(fd, limit + 1 - size)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                size += len(chunk)
-        finally:
-            os.close(fd)
+        data = read_bytes(file, limit)
+    except ValueError as err:  # its message starts with the path
+        raise ConfigError(str(err).removeprefix(file).strip(), file=file) from None
     except OSError as err:
         raise ConfigError(f"cannot read: {err.strerror or err}", file=file) from err
-    if size > limit:
-        raise ConfigError(f"is larger than {limit} bytes", file=file)
-    return b"".join(chunks)
+    if data is None:
+        raise ConfigError("cannot read: No such file or directory", file=file)
+    return data
 
 
 def load_yaml_file(path: str | os.PathLike[str], limit: int = MAX_FILE_BYTES) -> Any:

@@ -26,7 +26,7 @@ from dwellir_harvester.config import (
     ConfigError,
     Settings,
     __version__,
-    check_plan,
+    check_selection,
     discover,
     harvest_options,
     output_dir_problem,
@@ -61,7 +61,7 @@ class Plan(NamedTuple):
     """Everything a harvest cycle needs, checked as a whole before it replaces the previous one."""
 
     settings: Settings
-    collectors: Registry
+    registry: Registry
     names: list[str]
     auth: Authenticator
     output: str | None
@@ -83,13 +83,13 @@ def prepare(settings: Settings) -> Plan:
     auth = Authenticator(load_tokens(settings))
     if settings.auth == "required" and not any(token.enabled for token in auth.tokens):
         raise ConfigError("auth is 'required' but no token is configured", key="auth")
-    collectors = discover(settings)
-    names = check_plan(settings, collectors)
+    registry = discover(settings)
+    names = check_selection(settings, registry)
     output = DEFAULT_OUTPUT if settings.output is None else (settings.output or None)
     problem = output_dir_problem(output) if output else None
     if problem:
         raise ConfigError(f"{problem} (create it, or pass --output '' to write none)", key="output")
-    return Plan(settings, collectors, names, auth, output)
+    return Plan(settings, registry, names, auth, output)
 
 
 def main_file_auth(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> str | None:
@@ -220,7 +220,7 @@ class Daemon:
         try:
             document = harvest(
                 plan.names,
-                registry=plan.collectors,
+                registry=plan.registry,
                 schema=self.schema,
                 harvester_version=__version__,
                 **harvest_options(plan.settings),
