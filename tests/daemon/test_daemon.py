@@ -44,6 +44,20 @@ class FlakyCollector(GenericCollector):
         return {{"ok": True}}
 """
 
+
+def children(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (zombies included: they would be unreaped workers)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
 HANG = """
 import threading
 from dwellir_harvester.lib import GenericCollector
@@ -186,13 +200,20 @@ def test_failed_harvest_keeps_serving_the_last_good_document(start_daemon, plugi
     assert on_disk["harvester"]["collection_time"] == good["harvester"]["collection_time"]
 
 
-def test_hung_collector_is_reported_and_not_restarted_and_sigterm_is_prompt(start_daemon, plugin_dir):
+@pytest.mark.parametrize("isolation", ["thread", "process"])
+def test_hung_collector_is_reported_and_not_restarted_and_sigterm_is_prompt(start_daemon, plugin_dir, isolation):
     plugins = plugin_dir(**{"hang.py": HANG})
-    daemon = start_daemon("--collectors", "hang", "null", "--collector-path", str(plugins), "--interval", "0.5")
+    daemon = start_daemon(
+        "--collectors", "hang", "null", "--collector-path", str(plugins), "--interval", "0.5", "--isolation", isolation
+    )
     document = daemon.wait_document().json()
     assert document["collectors"]["hang"]["meta"]["status"] == "timeout"
     assert document["collectors"]["null"]["meta"]["status"] == "success"
-    daemon.wait_for(lambda: "not started again" in daemon.log, what="a second cycle to skip the hung collector")
+    if isolation == "thread":  # a thread cannot be killed: the next cycles leave it alone
+        daemon.wait_for(lambda: "not started again" in daemon.log, what="a second cycle to skip the hung collector")
+    else:  # its worker is killed and replaced: never two copies, never a process left behind
+        daemon.wait_for(lambda: daemon.count("replacing their worker") >= 3, what="three cycles")
+        assert len(children(daemon.proc.pid)) <= 1
     idle = socket.create_connection(("127.0.0.1", daemon.port))
     try:
         started = time.monotonic()
@@ -364,14 +385,25 @@ class QuickCollector(GenericCollector):
     "dropin",
     ["1: x\n", "on: true\n", "collector_options: {1: {}}\n", "collector_options: {null: {rpc_url: 1}}\n"],
 )
-def test_a_drop_in_that_makes_reading_raise_anything_is_refused_and_the_daemon_lives(start_daemon, tmp_path, dropin):
+def test_an_odd_drop_in_is_left_out_and_an_odd_main_file_refused_and_the_daemon_lives(start_daemon, tmp_path, dropin):
     config = tmp_path / "etc" / "config.yaml"
     (config.parent / "config.d").mkdir(parents=True)
     config.write_text("collectors: ['null']\n")
     daemon = start_daemon("--config", str(config))
     daemon.wait_document()
-    (config.parent / "config.d" / "50-odd.yaml").write_text(dropin)
-    daemon.signal(signal.SIGHUP)
+    odd = config.parent / "config.d" / "50-odd.yaml"
+    odd.write_text(dropin)
+    daemon.signal(signal.SIGHUP)  # a drop-in: left out, reported, the rest reloaded
+    daemon.wait_for(lambda: daemon.count("reloaded") == 1, what="the reload without the drop-in")
+    daemon.wait_for(
+        lambda: daemon.request("/metadata").json()["harvester"]["problems"] != [], what="a document reporting it"
+    )
+    [problem] = daemon.request("/metadata").json()["harvester"]["problems"]
+    assert problem["where"] == str(odd) and problem["problem"].startswith("left out: ")
+    assert daemon.metrics()[("dwellir_harvester_config_problems", ())] == 1
+    odd.unlink()
+    config.write_text("collectors: ['null']\n" + dropin)
+    daemon.signal(signal.SIGHUP)  # the main file stays strict: the reload is refused, the old config kept
     daemon.wait_for(lambda: "reload failed" in daemon.log, what="the refused reload")
     failed = [line for line in daemon.lines if "reload failed" in line]
     assert len(failed) == 1 and "keeping the previous config" in failed[0]
@@ -458,8 +490,15 @@ def test_no_output_write_starts_once_the_daemon_is_stopping(start_daemon, plugin
     plugins = plugin_dir(**{"stop.py": STOPS_ITSELF})
     out = tmp_path / "out"
     out.mkdir()
-    daemon = start_daemon(
-        "--collectors", "stop", "--collector-path", str(plugins), "--no-validate", output=str(out / "harvest.json")
+    daemon = start_daemon(  # in a thread: the plugin signals the daemon's own process
+        "--collectors",
+        "stop",
+        "--collector-path",
+        str(plugins),
+        "--no-validate",
+        "--isolation",
+        "thread",
+        output=str(out / "harvest.json"),
     )
     assert daemon.proc.wait(20) == 0
     assert list(out.iterdir()) == []  # the harvest finished after the stop began: it wrote nothing

@@ -250,3 +250,33 @@ def test_a_worker_of_another_protocol_major_version_is_refused_naming_both(pool,
     else:  # a newer minor version is spoken to; this fake then goes away without discovering
         assert "speaks protocol" not in problem.message
         assert "during discovery" in problem.message
+
+
+def test_workers_end_when_the_harvester_is_killed(tmp_path, plugin_dir):
+    """A harvester killed with SIGKILL cannot stop its workers: they must notice and end themselves."""
+    import signal
+    import subprocess
+
+    directory = plugin_dir(**{"hangs.py": hostile_source("hangs", HOSTILE["hangs"], timeout=60)})
+    pids = tmp_path / "pids"
+    script = (
+        "import sys\n"
+        "from dwellir_harvester.lib.isolation import WorkerPool, WorkerSource\n"
+        "pool = WorkerPool()\n"
+        f"registry = pool.discover([WorkerSource('main', paths=({str(directory)!r},), entry_points=False)])\n"
+        f"open({str(pids)!r}, 'w').write(' '.join(map(str, pool.worker_pids())))\n"
+        "pool.harvest(['hangs'], registry=registry)\n"
+    )
+    harvester = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while not (pids.exists() and pids.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [worker] = map(int, pids.read_text().split())
+    time.sleep(0.5)  # the worker is running the hung collector now
+    harvester.send_signal(signal.SIGKILL)
+    harvester.wait(5)
+
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{worker}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{worker}").exists()

@@ -91,7 +91,7 @@ def test_precedence_flags_beat_environment_beat_files(etc):
         daemon_auth_tokens="e1,e2",
     )
     assert [(p.path, p.origin) for p in settings.collector_paths] == [
-        ("/from/file", f"{etc}: collector_paths"),
+        ("/from/file", str(etc)),
         ("/from/env1", "HARVESTER_COLLECTOR_PATHS"),
         ("/from/env2", "HARVESTER_COLLECTOR_PATHS"),
         ("/from/flag", "--collector-path"),
@@ -122,14 +122,21 @@ def test_precedence_flags_beat_environment_beat_files(etc):
     ],
 )
 def test_bad_values_name_the_file_and_key(etc, text, key, message):
-    bad = write(etc.parent / "config.d" / "50-bad.yaml", text)
+    """In the main file: an error naming the file and key. In a drop-in: that drop-in is left out."""
+    etc.write_text(text)
     with pytest.raises(ConfigError) as caught:
         settings_for(etc)
     err = caught.value
-    assert err.file == str(bad)
+    assert err.file == str(etc)
     assert err.key == key
     assert message in str(err)
     assert "\n" not in str(err)
+
+    etc.write_text("")
+    bad = write(etc.parent / "config.d" / "50-bad.yaml", text)
+    [problem] = settings_for(etc).problems
+    assert problem.where == str(bad)
+    assert message in problem.problem and f"(key {key!r})" in problem.problem
 
 
 def test_invalid_yaml_and_non_mapping(etc):
@@ -159,6 +166,10 @@ def test_the_schema_is_what_the_loader_accepts(etc):
         "auth_token_file",
         "auth",
         "log_level",
+        "isolation",
+        "worker_memory_mb",
+        "python",
+        "python_path",
     }
     everything = {
         "collectors": ["juju"],

@@ -39,15 +39,31 @@ def load(main):
 
 
 def refused(main, text: str | bytes) -> ConfigError:
-    """Load a drop-in holding ``text``; return the error, checked to be one short line naming the file."""
-    path = dropin(main, text)
+    """Load ``text`` as the main file, which stays strict: return the error, checked to be one short
+    line naming the file. The same text in a drop-in leaves that drop-in out alone, with the same
+    one-line problem reported and the rest of the config kept."""
+    main.write_bytes(text.encode() if isinstance(text, str) else text)
     with pytest.raises(ConfigError) as caught:
         load(main)
     err = caught.value
-    assert err.file == str(path)
+    assert err.file == str(main)
     message = str(err)
-    assert message.startswith(f"{path}: ")
+    assert message.startswith(f"{main}: ")
     assert "\n" not in message and len(message) <= MAX_MESSAGE
+
+    main.write_text('collectors: ["null"]\n')
+    path = dropin(main, text, "50-bad.yaml")
+    good = dropin(main, "collectors: [juju]\n", "60-good.yaml")
+    settings = load(main)
+    [problem] = settings.problems
+    assert problem.where == str(path)
+    assert problem.problem.startswith("left out: ") and err.message in problem.problem
+    assert "\n" not in problem.problem and len(problem.problem) <= MAX_MESSAGE + 40
+    assert str(path) not in settings.files and {str(main), str(good)} <= set(settings.files)
+    assert {"null", "juju"} <= set(settings.collectors)
+    path.unlink()
+    good.unlink()
+    main.write_text("")
     return err
 
 
@@ -201,18 +217,24 @@ def test_a_fifo_or_a_device_as_a_dropin_is_refused_without_blocking(run_cli, tmp
     fifo = main.parent / "config.d" / "10-fifo.yaml"
     os.mkfifo(fifo)
     result = run_cli("collect", "null", "--config", str(main), timeout=20)
-    assert result.returncode == 2
-    assert result.stderr == f"dwellir-harvester: error: {fifo}: is a FIFO, not a regular file\n"
+    assert result.returncode == 0, result  # the drop-in is left out; the harvest goes on
+    assert f"{fifo}: left out: is a FIFO, not a regular file" in result.stderr
+    assert result.json()["harvester"]["problems"] == [
+        {"where": str(fifo), "problem": "left out: is a FIFO, not a regular file"}
+    ]
     fifo.unlink()
     (main.parent / "config.d" / "10-zero.yaml").symlink_to("/dev/zero")
-    with pytest.raises(ConfigError, match="is a character device, not a regular file"):
-        load(main)
+    [problem] = load(main).problems
+    assert problem.problem == "left out: is a character device, not a regular file"
+    os.mkfifo(tmp_path / "main-fifo.yaml")
+    with pytest.raises(ConfigError, match="is a FIFO, not a regular file"):  # the main file stays strict
+        load_settings({"config": str(tmp_path / "main-fifo.yaml")}, environ={})
 
 
 def test_a_directory_or_an_oversized_file_is_refused(main):
     (main.parent / "config.d" / "10-dir.yaml").mkdir(parents=True)
-    with pytest.raises(ConfigError, match=r"10-dir\.yaml: is a directory, not a regular file"):
-        load(main)
+    [problem] = load(main).problems
+    assert problem.where.endswith("10-dir.yaml") and problem.problem == "left out: is a directory, not a regular file"
     (main.parent / "config.d" / "10-dir.yaml").rmdir()
     err = refused(main, "# " + "x" * (1 << 20) + "\n")
     assert err.message.startswith("holds ") and err.message.endswith("more than the limit of 1048576")

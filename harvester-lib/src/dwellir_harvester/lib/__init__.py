@@ -29,7 +29,8 @@ Discovering collectors
     collector's ``CollectorSpec`` (source, overrides, checked class attributes) and the plugins that
     failed to load. ``UnknownCollectorError``, ``PluginPathError``. (``Collectors`` is the old,
     deprecated name of ``Registry``.) ``env_plugin_paths()`` reads the plugin paths of
-    ``HARVESTER_COLLECTOR_PATHS`` (``PATHS_ENV``).
+    ``HARVESTER_COLLECTOR_PATHS`` (``PATHS_ENV``); ``check_plugin_dir(path)`` says why a plugin
+    directory cannot be used (``PluginPathError``) without importing anything.
 
 Harvesting
     ``harvest(selection, registry=..., ...)`` — run collectors concurrently, each under its timeout, and return
@@ -64,7 +65,7 @@ from ._errors import (
     PluginPathError,
     UnknownCollectorError,
 )
-from ._loader import PATHS_ENV, CollectorSpec, Registry, env_plugin_paths, load_collectors
+from ._loader import PATHS_ENV, CollectorSpec, Registry, check_plugin_dir, env_plugin_paths, load_collectors
 from ._schema import bundled_schema_path, is_rfc3339, validate_output
 from ._types import FAILING, STATUSES, Document, Entry, EntryMeta, HarvesterSection, Problem, Status
 from ._version import __version__
@@ -94,6 +95,7 @@ __all__ = [
     "UnknownCollectorError",
     "__version__",
     "bundled_schema_path",
+    "check_plugin_dir",
     "collector_statuses",
     "env_plugin_paths",
     "harvest",

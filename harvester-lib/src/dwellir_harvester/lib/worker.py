@@ -189,6 +189,28 @@ class _Missing(GenericCollector):
         return {}
 
 
+def _follow_parent() -> None:
+    """End this worker, and whatever its collectors started, as soon as the harvester that started it is gone.
+
+    A harvester killed with SIGKILL cannot stop its workers; each notices that it has a new parent
+    within half a second. (Not ``PR_SET_PDEATHSIG``: it fires when the parent *thread* that started
+    the worker ends, and the harvester starts workers from short-lived threads.)
+    """
+    import signal
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="follow-parent", daemon=True).start()
+
+
 def _limit(memory_mb: int | None, nice: int) -> None:
     import resource
 
@@ -223,6 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.close(devnull)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
+    _follow_parent()
     _limit(args.memory_mb or None, args.nice)
     channel = Channel(socket.socket(fileno=args.fd))
     root = logging.getLogger()

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from dwellir_harvester.config import (
     DEFAULT_CONFIG,
@@ -27,17 +27,19 @@ from dwellir_harvester.config import (
     ConfigError,
     Settings,
     __version__,
-    check_selection,
-    discover,
+    configure,
     harvest_options,
     load_settings,
     output_dir_problem,
 )
-from dwellir_harvester.lib import FAILING, CollectorError, DocumentValidationError, collector_statuses
+from dwellir_harvester.lib import FAILING, CollectorError, DocumentValidationError, Problem, collector_statuses
 from dwellir_harvester.lib.files import write_atomic
 from dwellir_harvester.lib.limits import MAX_DEPTH, MAX_INT_BITS, MAX_INTERVAL, MAX_TIMEOUT, one_line, seconds
 from dwellir_harvester.lib.redact import redact_text
 from dwellir_harvester.lib.run import UsageError
+
+if TYPE_CHECKING:
+    from dwellir_harvester.lib.isolation import WorkerPool
 
 logger = logging.getLogger("dwellir_harvester.cli")
 
@@ -193,6 +195,11 @@ def _common() -> _Parser:
         help=f"seconds each collector may run, at most {MAX_TIMEOUT:g} (default: its own TIMEOUT)",
     )
     group.add_argument(
+        "--isolation",
+        choices=["process", "thread"],
+        help="run collectors in worker processes the harvester can kill, or in its own threads (default: process)",
+    )
+    group.add_argument(
         "--no-validate", dest="validate", action="store_const", const=False, help="skip schema validation"
     )
     group.add_argument("--schema", metavar="FILE", help="validate against this JSON Schema (default: the bundled one)")
@@ -307,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
     """The config-layer view of the flags that were given."""
     keys = ("config", "collector_paths", "exclude", "timeout", "validate", "log_level", "host", "port", "interval")
-    flags = {key: getattr(args, key, None) for key in (*keys, "auth_tokens", "auth_token_file")}
+    flags = {key: getattr(args, key, None) for key in (*keys, "isolation", "auth_tokens", "auth_token_file")}
     if args.verb == "serve":  # collect --output is its own: a daemon's configured output never hides stdout
         flags["output"] = args.output
     flags["collectors"] = getattr(args, "collectors", None) or getattr(args, "names", None)
@@ -383,24 +390,49 @@ def _output_mode(path: str) -> tuple[int, int | None]:
     return mode, None
 
 
+@contextlib.contextmanager
+def _workers(settings: Settings) -> Iterator[WorkerPool | None]:
+    """The worker pool of ``isolation: process`` (closed, every worker reaped, at the end); None for ``thread``."""
+    if settings.isolation == "thread":
+        yield None
+        return
+    from dwellir_harvester.lib.isolation import WorkerPool
+
+    level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
+    with WorkerPool(memory_mb=settings.worker_memory_mb, log_level=str(level)) as pool:
+        yield pool
+
+
+def _report(problems: list[Problem]) -> None:
+    for problem in problems:
+        logger.warning("left out: %s: %s", problem["where"], problem["problem"])
+
+
 def cmd_collect(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     from dwellir_harvester.lib import harvest
 
     mode, group = _output_mode(args.output) if args.output else (0o644, None)
     if args.schema and not os.path.isfile(args.schema):
         raise UsageError(f"--schema {args.schema}: no such file")
-    registry = discover(settings)
-    names = check_selection(settings, registry, args.names)
     exit_code = 0
-    try:
-        document = harvest(
-            names, registry=registry, schema=args.schema, harvester_version=__version__, **harvest_options(settings)
-        )
-    except DocumentValidationError as err:
-        if err.document is None:
-            raise
-        logger.error("%s", err)
-        document, exit_code = err.document, 1
+    with _workers(settings) as pool:
+        configured = configure(_flags(args), args.names, pool=pool, settings=settings)
+        _report(configured.problems)
+        run = pool.harvest if pool is not None else harvest
+        try:
+            document = run(
+                configured.names,
+                registry=configured.registry,
+                schema=args.schema,
+                harvester_version=__version__,
+                problems=configured.problems,
+                **harvest_options(configured.settings),
+            )
+        except DocumentValidationError as err:
+            if err.document is None:
+                raise
+            logger.error("%s", err)
+            document, exit_code = err.document, 1
     indent = args.indent if args.indent is not None else (2 if out.isatty() and not args.output else None)
     text = _dump(document, indent)
     if args.output:
@@ -412,7 +444,9 @@ def cmd_collect(args: argparse.Namespace, settings: Settings, out: TextIO) -> in
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    registry = discover(settings)
+    with _workers(settings) as pool:
+        configured = configure(_flags(args), pool=pool, select=False, settings=settings)
+    registry = configured.registry
     rows: list[dict[str, Any]] = []
     for spec in registry.discovered:
         winner = registry.specs[spec.name]
@@ -427,7 +461,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
                 "overridden_by": None if winner is spec else winner.source,
             }
         )
-    problems = [{"where": p.where, "problem": p.message} for p in registry.problems]
+    problems = configured.problems
     if args.json:
         out.write(json.dumps({"collectors": rows, "problems": problems}, indent=2) + "\n")
         return 0

@@ -32,14 +32,26 @@ Reading files strictly (for the daemon's token file too)
     ``ConfigError`` in one line naming the file.
 
 Resolving
-    ``discover(settings)`` finds the collectors; ``check_selection(settings, registry, names)`` checks
-    the selection and every option; ``harvest_options(settings)`` gives ``harvest()``'s keyword
-    arguments; ``output_dir_problem(path)`` says why an output file could not be written.
+    ``configure(flags, names, pool=)`` loads the settings, discovers (in workers of a
+    ``WorkerPool``, or in this process) and checks the selection, leaving out the drop-ins that do
+    not fit, and returns ``Configured`` (with the ``problems`` to report); ``worker_sources(settings)``
+    are the workers discovery needs. ``discover(settings)`` finds the collectors;
+    ``check_selection(settings, registry, names)`` checks the selection and every option;
+    ``harvest_options(settings)`` gives ``harvest()``'s keyword arguments; ``output_dir_problem(path)``
+    says why an output file could not be written.
 """
 
 from ._errors import ConfigError
 from ._files import DEFAULT_CONFIG, ENV_CONFIG, config_schema_path, read_config_file
-from ._runtime import check_selection, discover, harvest_options, output_dir_problem
+from ._runtime import (
+    Configured,
+    check_selection,
+    configure,
+    discover,
+    harvest_options,
+    output_dir_problem,
+    worker_sources,
+)
 from ._settings import DEFAULT_OUTPUT, PluginPath, Settings, load_settings
 from ._version import __version__
 from ._yaml import parse_yaml, read_bounded
@@ -49,11 +61,13 @@ __all__ = [
     "DEFAULT_OUTPUT",
     "ENV_CONFIG",
     "ConfigError",
+    "Configured",
     "PluginPath",
     "Settings",
     "__version__",
     "check_selection",
     "config_schema_path",
+    "configure",
     "discover",
     "harvest_options",
     "load_settings",
@@ -61,4 +75,5 @@ __all__ = [
     "parse_yaml",
     "read_bounded",
     "read_config_file",
+    "worker_sources",
 ]

@@ -143,6 +143,11 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return _validate_file(load_yaml_file(path), str(path))
 
 
+def main_config_file(config: str | None, environ: Mapping[str, str]) -> Path:
+    """The main config file's path: ``--config``, else ``HARVESTER_CONFIG``, else the default."""
+    return Path(config or environ.get(ENV_CONFIG) or DEFAULT_CONFIG)
+
+
 def config_files(config: str | None, environ: Mapping[str, str]) -> list[Path]:
     """The main file (when it exists) and its drop-ins, in merge order.
 
@@ -151,7 +156,7 @@ def config_files(config: str | None, environ: Mapping[str, str]) -> list[Path]:
     file ``.#x.yaml``) left out, as the shell's ``config.d/*.yaml`` would.
     """
     explicit = config or environ.get(ENV_CONFIG) or None
-    main = Path(explicit or DEFAULT_CONFIG)
+    main = main_config_file(config, environ)
     files = []
     if main.exists():  # whatever it is: reading it says why a FIFO or a directory will not do
         files.append(main)

@@ -11,7 +11,8 @@ from typing import Any, NamedTuple
 from dwellir_harvester.lib import PATHS_ENV, env_plugin_paths
 from dwellir_harvester.lib.redact import redact_url, redact_values
 
-from ._files import config_files, read_config_file
+from ._errors import ConfigError
+from ._files import config_files, main_config_file, read_config_file
 
 DEFAULT_OUTPUT = "/var/lib/dwellir-harvester/harvested-data.json"
 DEFAULTS: Mapping[str, Any] = {
@@ -20,6 +21,8 @@ DEFAULTS: Mapping[str, Any] = {
     "host": "127.0.0.1",
     "port": 18080,
     "validate": True,
+    "isolation": "process",
+    "worker_memory_mb": 1024,
 }
 _LIST_KEYS = ("collectors", "exclude", "auth_tokens")
 ENV_PATHS = PATHS_ENV
@@ -28,10 +31,23 @@ ENV_TOKEN_FILE = "DAEMON_AUTH_TOKEN_FILE"
 
 
 class PluginPath(NamedTuple):
-    """A plugin directory and the place that named it (a file, a variable, a flag)."""
+    """A plugin directory, the place that named it (a file, a variable, a flag), and its interpreter.
+
+    ``python`` and ``python_path`` come from the file that named the directory: its collectors are
+    discovered and run only in a worker started that way (None: the harvester's own interpreter).
+    """
 
     path: str
     origin: str
+    python: str | None = None
+    python_path: tuple[str, ...] = ()
+
+
+class SettingsProblem(NamedTuple):
+    """A config file (a drop-in) left out, and why, in one line."""
+
+    where: str
+    problem: str
 
 
 class Settings:
@@ -54,6 +70,18 @@ class Settings:
         self.auth_token_file: str | None = None
         self.auth: str | None = None  # "required" or "optional"; the daemon honours "optional" from the main file only
         self.log_level: str | None = None
+        self.isolation: str = DEFAULTS["isolation"]
+        self.worker_memory_mb: int = DEFAULTS["worker_memory_mb"]
+        #: Where each collector name of the files came from (the first file that listed it).
+        self.collector_origins: dict[str, str] = {}
+        #: Drop-ins left out, and why: the rest of the config still applies.
+        self.problems: list[SettingsProblem] = []
+        #: The main config file, when there is one (it stays strict: a problem in it is an error).
+        self.main_file: str | None = None
+
+    def is_dropin(self, origin: str) -> bool:
+        """Whether ``origin`` (where a value came from) is a drop-in, which may be left out alone."""
+        return origin in self.files and origin != self.main_file
 
     def as_dict(self) -> dict[str, Any]:
         """The settings as plain data with their secrets hidden, for ``--check-config`` and debugging.
@@ -62,7 +90,8 @@ class Settings:
         option's value, a URL's credentials, key material are ``<redacted>``); any other string
         loses the credentials of a URL it holds.
         """
-        data = {k: _without_credentials(v) for k, v in vars(self).items() if k != "option_origins"}
+        hidden = ("option_origins", "collector_origins", "problems", "main_file")
+        data = {k: _without_credentials(v) for k, v in vars(self).items() if k not in hidden}
         data["collector_paths"] = [redact_url(p.path) for p in self.collector_paths]
         data["collector_options"] = redact_values(self.collector_options)
         data["auth_tokens"] = ["***"] * len(self.auth_tokens)
@@ -82,15 +111,21 @@ def _union(into: list[str], items: Iterable[str]) -> None:
 
 
 def _merge_file(settings: Settings, path: Path, data: Mapping[str, Any], file_collectors: list[str]) -> None:
+    python = os.path.normpath(path.parent / os.path.expanduser(data["python"])) if "python" in data else None
+    python_path = tuple(os.path.normpath(path.parent / os.path.expanduser(p)) for p in data.get("python_path", ()))
     for key, value in data.items():
         if key == "collectors":
             _union(file_collectors, value)
+            for name in value:
+                settings.collector_origins.setdefault(name, str(path))
         elif key in _LIST_KEYS:
             _union(getattr(settings, key), value)
+        elif key in ("python", "python_path"):
+            continue  # they belong to this file's collector_paths
         elif key == "collector_paths":
             for item in value:
                 resolved = os.path.normpath(path.parent / os.path.expanduser(item))
-                settings.collector_paths.append(PluginPath(resolved, f"{path}: collector_paths"))
+                settings.collector_paths.append(PluginPath(resolved, str(path), python, python_path))
         elif key == "collector_options":
             for name, options in value.items():
                 settings.collector_options.setdefault(name, {}).update(options)
@@ -108,19 +143,51 @@ def _merge_file(settings: Settings, path: Path, data: Mapping[str, Any], file_co
 def load_settings(
     flags: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
+    *,
+    leave_out: Mapping[str, str] | None = None,
 ) -> Settings:
     """Merge defaults, config files, environment and flags into ``Settings``.
 
-    ``flags`` holds only what was given on the command line, under the config keys (plus
-    ``config`` for ``--config``). Raises ``ConfigError`` naming the file and key of a bad value.
+    The main config file is strict: any problem in it is a ``ConfigError``. A drop-in with a
+    problem (it does not parse, a wrong key or type) is left out whole and recorded in
+    ``settings.problems``, so one charm's bad drop-in never stops the harvester for the others.
+
+    Args:
+        flags: only what was given on the command line, under the config keys (plus ``config``
+            for ``--config``).
+        environ: the environment (default: ``os.environ``).
+        leave_out: drop-ins to leave out, with the reason to report (a caller that found a drop-in
+            naming an unknown collector loads the settings again without it).
+
+    Returns:
+        The settings.
+
+    Raises:
+        ConfigError: naming the file and key of a bad value in the main file, a flag or the environment.
     """
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     environ = os.environ if environ is None else environ
+    leave_out = dict(leave_out or {})
     settings = Settings()
     file_collectors: list[str] = []
+    main = main_config_file(flags.get("config"), environ)
     for path in config_files(flags.get("config"), environ):
-        _merge_file(settings, path, read_config_file(path), file_collectors)
+        if str(path) in leave_out:
+            settings.problems.append(SettingsProblem(str(path), leave_out[str(path)]))
+            continue
+        try:
+            data = read_config_file(path)
+        except ConfigError as err:
+            if path == main:
+                raise
+            settings.problems.append(
+                SettingsProblem(str(path), f"left out: {err.message}" + (f" (key {err.key!r})" if err.key else ""))
+            )
+            continue
+        _merge_file(settings, path, data, file_collectors)
         settings.files.append(str(path))
+        if path == main:
+            settings.main_file = str(path)
     _union(settings.collectors, file_collectors)
 
     env_paths = env_plugin_paths(environ)
@@ -137,7 +204,8 @@ def load_settings(
     for name, options in flags.get("collector_options", {}).items():
         settings.collector_options.setdefault(name, {}).update(options)
         settings.option_origins[name] = "--option"
-    for key in ("timeout", "interval", "host", "port", "output", "validate", "auth_token_file", "log_level"):
+    keys = ("timeout", "interval", "host", "port", "output", "validate", "auth_token_file", "log_level", "isolation")
+    for key in keys:
         if key in flags:
             setattr(settings, key, flags[key])
     return settings

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -26,8 +26,7 @@ from dwellir_harvester.config import (
     ConfigError,
     Settings,
     __version__,
-    check_selection,
-    discover,
+    configure,
     harvest_options,
     output_dir_problem,
     read_config_file,
@@ -37,12 +36,14 @@ from dwellir_harvester.lib import (
     CollectorError,
     Document,
     DocumentValidationError,
+    Problem,
     Registry,
     collector_statuses,
     harvest,
     overall_status,
 )
 from dwellir_harvester.lib.files import write_atomic
+from dwellir_harvester.lib.isolation import WorkerPool
 from dwellir_harvester.lib.limits import describe_error, one_line
 
 from ._auth import Authenticator, load_tokens
@@ -55,23 +56,37 @@ logger = logging.getLogger(__name__)
 _WAKE = b"\0"  # written by the harvest and reload threads; signal numbers arrive on the same socket
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPEN_FILES = 65536  # the soft RLIMIT_NOFILE the daemon raises itself to (at most the hard limit)
+IMPORT_TIMEOUT = 10.0  # seconds one plugin import may take in a worker: a reload's deadline holds a few
 
 
 class Plan(NamedTuple):
-    """Everything a harvest cycle needs, checked as a whole before it replaces the previous one."""
+    """Everything a harvest cycle needs, checked as a whole before it replaces the previous one.
+
+    ``pool`` holds the plan's collector workers (None with ``isolation: thread``); ``problems`` what
+    was left out (drop-ins, plugins, workers), reported in every document and in ``/metrics``.
+    """
 
     settings: Settings
     registry: Registry
     names: list[str]
     auth: Authenticator
     output: str | None
+    pool: WorkerPool | None = None
+    problems: list[Problem] = []
 
 
-def prepare(settings: Settings) -> Plan:
+def prepare(
+    settings: Settings, flags: Mapping[str, Any] | None = None, quarantined: Iterable[tuple[str, str]] = ()
+) -> Plan:
     """Check settings, tokens, collectors, options and the output directory as a whole.
+
+    With ``isolation: process`` the plan gets a pool of workers, where discovery runs too; a
+    drop-in that does not fit is left out and reported, not an error.
 
     Args:
         settings: the merged settings.
+        flags: the command line's settings they came from (to load them again without a drop-in).
+        quarantined: collectors that killed a worker of an earlier plan: they run alone here too.
 
     Returns:
         The plan a harvest cycle runs.
@@ -83,13 +98,24 @@ def prepare(settings: Settings) -> Plan:
     auth = Authenticator(load_tokens(settings))
     if settings.auth == "required" and not any(token.enabled for token in auth.tokens):
         raise ConfigError("auth is 'required' but no token is configured", key="auth")
-    registry = discover(settings)
-    names = check_selection(settings, registry)
     output = DEFAULT_OUTPUT if settings.output is None else (settings.output or None)
     problem = output_dir_problem(output) if output else None
     if problem:
         raise ConfigError(f"{problem} (create it, or pass --output '' to write none)", key="output")
-    return Plan(settings, registry, names, auth, output)
+    pool = None
+    if settings.isolation == "process":
+        level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
+        pool = WorkerPool(memory_mb=settings.worker_memory_mb, log_level=str(level), import_timeout=IMPORT_TIMEOUT)
+        pool.quarantined.update(quarantined)
+    try:
+        configured = configure(flags or {}, pool=pool, settings=settings)
+    except BaseException:
+        if pool is not None:
+            pool.close()
+        raise
+    for left_out in configured.problems:
+        logger.warning("left out: %s: %s", left_out["where"], left_out["problem"])
+    return Plan(configured.settings, configured.registry, configured.names, auth, output, pool, configured.problems)
 
 
 def main_file_auth(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> str | None:
@@ -143,8 +169,12 @@ class _Job:
         settings: Settings | None,
         timeout: float,
         wake: Callable[[], None],
+        quarantined: Iterable[tuple[str, str]] = (),
     ) -> None:
         self.flags, self.settings, self.wake = flags, settings, wake
+        self.quarantined = set(quarantined)
+        self.abandoned = False  # set by the daemon when it gave up waiting: the job cleans up after itself
+        self._lock = threading.Lock()
         self.plan: Plan | None = None
         self.main_auth: str | None = None
         self.error: str | None = None
@@ -161,7 +191,12 @@ class _Job:
                 assert self.flags is not None
                 settings = _load_settings(self.flags)
                 self.main_auth = main_file_auth(self.flags)
-            self.plan = prepare(settings)
+            plan = prepare(settings, self.flags, self.quarantined)
+            with self._lock:
+                if self.abandoned:  # nobody will use it: stop its workers
+                    close_pool(plan)
+                else:
+                    self.plan = plan
         except BaseException as err:  # anything a reader or a plugin raises (odd YAML, sys.exit()) refuses it
             self.error = _explain(err)
             self.exception = err if isinstance(err, Exception) else ConfigError(self.error)
@@ -169,6 +204,20 @@ class _Job:
         finally:
             self.done.set()
             self.wake()
+
+    def abandon(self) -> None:
+        """The daemon stops waiting for this job: a plan it still makes is closed, never used."""
+        with self._lock:
+            self.abandoned = True
+            plan, self.plan = self.plan, None
+        if plan is not None:
+            close_pool(plan)
+
+
+def close_pool(plan: Plan) -> None:
+    """Stop a plan's workers (if it has any) and reap them."""
+    if plan.pool is not None:
+        plan.pool.close()
 
 
 class Daemon:
@@ -198,6 +247,8 @@ class Daemon:
         self.reloading: _Job | None = None
         self.stuck: _Job | None = None  # an abandoned reload whose thread still runs
         self.reload_again = False
+        self.retired: list[Plan] = []  # replaced plans whose workers a running harvest may still use
+        self._retire_lock = threading.Lock()
         self._wake_r, self._wake_w = socket.socketpair()
         for sock in (self._wake_r, self._wake_w):
             sock.setblocking(False)
@@ -218,11 +269,13 @@ class Daemon:
         started = time.monotonic()
         document: Document | None = None
         try:
-            document = harvest(
+            run = plan.pool.harvest if plan.pool is not None else harvest
+            document = run(
                 plan.names,
                 registry=plan.registry,
                 schema=self.schema,
                 harvester_version=__version__,
+                problems=plan.problems,
                 **harvest_options(plan.settings),
             )
             usable = overall_status(document) != "failed"  # worth serving unless every collector failed
@@ -244,6 +297,7 @@ class Daemon:
             self.have_document = True
             logger.info("harvest done in %.2f s: %s", duration, _summary(document))
         self.metrics.observe(document, usable, duration, self.have_document)
+        self.metrics.observe_plan(plan.problems, plan.pool.quarantined if plan.pool is not None else ())
         self._publish_metrics()
         if usable and document is not None and plan.output:
             self._write_output(plan.output, document)
@@ -263,8 +317,20 @@ class Daemon:
         try:
             self._harvest(plan)
         finally:
-            self.harvesting.clear()
+            with self._retire_lock:
+                self.harvesting.clear()
+                retired, self.retired = self.retired, []
+            for old in retired:  # plans replaced while this harvest used them
+                close_pool(old)
             self._wake()
+
+    def _retire(self, plan: Plan) -> None:
+        """Close a replaced plan's workers now, or after the harvest that may still use them."""
+        with self._retire_lock:
+            if self.harvesting.is_set():
+                self.retired.append(plan)
+                return
+        close_pool(plan)
 
     def _wake(self) -> None:
         try:
@@ -301,7 +367,8 @@ class Daemon:
             logger.info("SIGHUP: a reload is running; another one follows it")
             return
         logger.info("SIGHUP: reloading config files and tokens")
-        self.reloading = _Job(self.flags, None, self.limits.reload_timeout, self._wake)
+        quarantined = set(self.plan.pool.quarantined) if self.plan.pool is not None else set()
+        self.reloading = _Job(self.flags, None, self.limits.reload_timeout, self._wake, quarantined)
 
     def check_reload(self, now: float) -> bool:
         """Apply a finished reload, or abandon one past its deadline; True when a new config took effect."""
@@ -314,6 +381,7 @@ class Daemon:
         elif now >= job.deadline:
             self.reloading = None
             self.stuck = job
+            job.abandon()
             self._reload_failed(
                 "reload failed, keeping the previous config: reading the config and discovering collectors "
                 "did not finish within %g s (a plugin import that never returns?)",
@@ -334,6 +402,7 @@ class Daemon:
             return False
         plan, old = job.plan, self.plan
         if old.auth.enabled and not plan.auth.enabled and job.main_auth != "optional":
+            close_pool(plan)
             self._reload_failed(
                 "reload refused, keeping the previous config and its %d token(s): the new config has no token, "
                 "which would turn auth off; to allow that, set 'auth: optional' in the main config file %s "
@@ -354,6 +423,7 @@ class Daemon:
         if old.auth.enabled and not plan.auth.enabled:
             logger.warning("auth is off from now on: the new config has no token, and the main config allows it")
         self.plan = plan
+        self._retire(old)
         self.published.auth = plan.auth
         self.metrics.reloads.labels("ok").inc()
         self._publish_metrics()
@@ -400,6 +470,8 @@ class Daemon:
             server.server_close()
             with self.write_lock:  # no new output file write starts; one in progress finishes first
                 self.stopping = True
+            for plan in [self.plan, *self.retired]:  # every worker is stopped and reaped
+                close_pool(plan)
         logger.info("stopped")
         return 0
 
@@ -424,9 +496,10 @@ def _summary(document: Document) -> str:
     return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
 
 
-def _prepare_in_time(settings: Settings, timeout: float) -> Plan:
-    job = _Job(None, settings, timeout, lambda: None)
+def _prepare_in_time(settings: Settings, flags: Mapping[str, Any], timeout: float) -> Plan:
+    job = _Job(flags, settings, timeout, lambda: None)
     if not job.done.wait(timeout):
+        job.abandon()
         raise ConfigError(
             f"reading tokens and discovering collectors did not finish within {timeout:g} s "
             "(a plugin import that never returns?)"
@@ -466,18 +539,21 @@ def serve(
     """
     limits = limits or Limits()
     if check_only:
-        plan = prepare(settings)
-        effective = settings.as_dict()
-        effective.update(selected=plan.names, output=plan.output, auth_tokens=len(plan.auth.tokens))
+        plan = prepare(settings, flags)
+        close_pool(plan)
+        effective = plan.settings.as_dict()
+        effective.update(
+            selected=plan.names, output=plan.output, auth_tokens=len(plan.auth.tokens), problems=plan.problems
+        )
         sys.stdout.write(json.dumps(effective, indent=2) + "\n")
-        return 0
+        return 1 if plan.problems else 0
     raise_open_files_limit()
     try:
         server = HarvesterHTTPServer(settings.host, settings.port, Published(), limits)
     except OSError as err:
         raise ConfigError(f"cannot listen on {settings.host}:{settings.port}: {err.strerror or err}") from err
     try:
-        plan = _prepare_in_time(settings, limits.reload_timeout)
+        plan = _prepare_in_time(settings, flags, limits.reload_timeout)
     except BaseException:
         server.server_close()
         raise

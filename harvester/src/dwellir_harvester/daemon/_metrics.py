@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
-from dwellir_harvester.lib import FAILING, STATUSES, Document, collector_statuses
+from dwellir_harvester.lib import FAILING, STATUSES, Document, Problem, collector_statuses
 
 
 class Metrics:
@@ -81,7 +82,25 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.problems = Gauge(
+            "dwellir_harvester_config_problems",
+            "What the current config leaves out (drop-ins, plugins, workers): harvester.problems of each document.",
+            registry=r,
+        )
+        self.quarantined = Gauge(
+            "dwellir_harvester_collector_quarantined",
+            "1 for a collector that killed its worker: it runs alone in a worker of its own from then on.",
+            ["collector", "source"],
+            registry=r,
+        )
         self._successes: dict[str, float] = {}
+
+    def observe_plan(self, problems: Sequence[Problem], quarantined: Iterable[tuple[str, str]]) -> None:
+        """Record the current plan's problems and the collectors quarantined so far."""
+        self.problems.set(len(problems))
+        self.quarantined.clear()
+        for source, name in sorted(quarantined):
+            self.quarantined.labels(name, source).set(1)
 
     def observe(self, document: Document | None, usable: bool, duration: float, serving: bool) -> None:
         """Record one harvest; ``serving`` says whether any good document is being served."""
@@ -110,4 +129,5 @@ class Metrics:
             self.last_success.labels(name).set(self._successes.get(name, 0))
 
     def render(self) -> bytes:
+        """The metrics in the Prometheus text format."""
         return generate_latest(self.registry)
