@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import stat
+import sys
 
 import jsonschema
 import ops
@@ -33,6 +34,7 @@ def test_install_writes_the_dropin_and_reloads_the_running_service(context, sand
     assert yaml.safe_load(text) == {
         "collector_paths": [str(charm_root / "collectors")],
         "collectors": ["blocks", "peers"],
+        "python": sys.executable,  # the hook's interpreter: the harvester runs the charm's collectors with it
     }
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
     validate_dropin(path)
@@ -122,6 +124,7 @@ def test_configure_collector_names_and_dropin_path(context, sandbox, kit):
         "collector_paths": [str(harvester.collector_dir)],
         "collectors": ["peers"],
         "collector_options": {"peers": {"rpc_url": "http://c:3"}},
+        "python": sys.executable,
     }
     assert sandbox.systemd.called("service_reload") == [(SERVICE,), (SERVICE,)]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
@@ -20,6 +20,7 @@ from typing import Any, ClassVar, NamedTuple
 from dwellir_harvester.lib import (
     CollectorError,
     CollectorSpec,
+    Document,
     DocumentValidationError,
     GenericCollector,
     Registry,
@@ -142,6 +143,7 @@ def run(
     directory: Path,
     collectors: Sequence[str] | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
+    run_harvest: Callable[..., Document] = harvest,
 ) -> ActionOutcome:
     """Run the action: check the parameters, run the collectors, and say what to report.
 
@@ -157,6 +159,9 @@ def run(
         directory: the charm's collector dir (its collectors run by default).
         collectors: the charm's collectors; None: every collector found in ``directory``.
         options: constructor options per collector name.
+        run_harvest: what runs the collectors: ``dwellir_harvester.lib.harvest`` (in this process),
+            or a ``WorkerPool``'s ``harvest`` (in a worker the hook can kill), which ``registry``
+            then comes from.
 
     Returns:
         The results (the document as JSON text in ``output``, and ``status``), the log lines,
@@ -189,7 +194,7 @@ def run(
     logs.append(one_line(f"running {len(selection)} collectors{each}: {listing(names)}"))
     invalid: str | None = None
     try:
-        document = harvest(
+        document = run_harvest(
             selection,
             registry=registry,
             options=given,

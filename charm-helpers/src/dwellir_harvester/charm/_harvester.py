@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import grp
 import json
 import logging
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -13,7 +15,8 @@ from typing import Any, Protocol
 import ops
 from charmlibs import systemd as charmlibs_systemd
 
-from dwellir_harvester.lib import PluginPathError, files, load_collectors
+from dwellir_harvester.lib import PluginPathError, check_plugin_dir, files, load_collectors
+from dwellir_harvester.lib.isolation import WorkerPool, WorkerSource
 from dwellir_harvester.lib.limits import one_line
 
 from . import _action, _snapshot, _wiring
@@ -67,8 +70,12 @@ class Harvester(ops.Object):
 
     **The drop-in** ``<config_dir>/<app>.yaml``, in the harvester's config format, adds the
     charm's collector dir to ``collector_paths``, its collectors to ``collectors`` and its
-    ``collector_options``. It is written atomically and only when its content changes; after a
-    change (or a change of its mode or group) ``service`` is reloaded when it is running; a
+    ``collector_options``, and names the hook's interpreter (``python``) and the charm's own
+    import directories (``python_path``: the entries of the hook's ``sys.path`` inside the charm
+    dir, its ``venv/``, ``lib/`` and ``src/``), so the harvester runs the charm's collectors in a
+    worker started that way, where the charm's dependencies import as they do in the action. It
+    is written atomically and only when its content changes; after a change (or a change of its
+    mode or group) ``service`` is reloaded when it is running; a
     service that is not installed or not running, or a machine without systemctl, is logged, not
     an error. It is mode 0644, like the rest of the harvester's config, unless a collector option
     holds a secret: a name with one of ``dwellir_harvester.lib.redact.SECRET_WORDS``
@@ -126,9 +133,13 @@ class Harvester(ops.Object):
             None: no group (such a drop-in is 0600).
         systemd: what asks systemd whether ``service`` runs and reloads it (a
             :class:`ServiceManager`); None: the ``charmlibs.systemd`` module.
+        isolation: ``process`` runs the action's collectors in a worker the hook can kill (started
+            with the hook's interpreter and import path), so a collector that crashes gives a
+            ``failed`` entry instead of a dead hook; ``thread`` runs them in the hook's process.
 
     Raises:
         TypeError: ``collectors`` is a string, not a list of names.
+        ValueError: ``isolation`` is neither ``process`` nor ``thread``.
     """
 
     def __init__(
@@ -145,6 +156,7 @@ class Harvester(ops.Object):
         action: str | None = DEFAULT_ACTION,
         group: str | None = DEFAULT_GROUP,
         systemd: ServiceManager | None = None,
+        isolation: str = "process",
     ) -> None:
         """Observe the charm's events; the arguments are described on the class."""
         super().__init__(charm, "dwellir-harvester")
@@ -160,6 +172,9 @@ class Harvester(ops.Object):
         self.service = service
         self.action = action
         self.group = group
+        if isolation not in ("process", "thread"):
+            raise ValueError(f"isolation must be 'process' or 'thread', not {isolation!r}")
+        self.isolation = isolation
         self._systemd: ServiceManager = systemd if systemd is not None else charmlibs_systemd
         self._collector_dir = Path(self.framework.charm_dir, collector_dir)
         self._config_dir = Path(config_dir)
@@ -273,8 +288,9 @@ class Harvester(ops.Object):
             if changed:
                 logger.info("removed %s", self.dropin_path)
         else:
+            python, python_path = self._hook_python()
             content = _wiring.render_dropin(
-                self.model.app.name, self.framework.meta.name, wiring, self.collector_options
+                self.model.app.name, self.framework.meta.name, wiring, self.collector_options, python, python_path
             )
             mode, gid = self._dropin_mode()
             before = self._access(self.dropin_path)
@@ -409,6 +425,16 @@ class Harvester(ops.Object):
         if outcome.failure is not None:
             event.fail(outcome.failure)
 
+    def _hook_python(self) -> tuple[str, tuple[str, ...]]:
+        """The hook's interpreter, and the directories of its import path inside the charm dir."""
+        charm_dir = Path(os.path.abspath(self.framework.charm_dir))
+        inside = []
+        for entry in sys.path:  # as the hook sees them: a venv/ linked from elsewhere is still the charm's
+            path = Path(os.path.abspath(entry or "."))
+            if path.is_relative_to(charm_dir) and path.is_dir():
+                inside.append(str(path))
+        return sys.executable, tuple(dict.fromkeys(inside))
+
     def _run_action(self, params: Mapping[str, Any]) -> _action.ActionOutcome:
         """Gather what the action needs from the hook, run it, and fit its results for Juju."""
         try:
@@ -417,16 +443,27 @@ class Harvester(ops.Object):
             return _action.failed(f"cannot read the charm's Juju context: {err}")
         self._write_snapshot(snapshot)
         try:
-            registry = load_collectors([self._collector_dir], env=False)
+            check_plugin_dir(self._collector_dir)
         except PluginPathError as err:
             return _action.failed(f"collector dir {self._collector_dir} {err.reason}")
-        outcome = _action.run(
+        run = functools.partial(
+            _action.run,
             params,
-            registry,
             app=self.model.app.name,
             snapshot=snapshot,
             directory=self._collector_dir,
             collectors=self.collectors,
             options=self.collector_options,
         )
+        if self.isolation == "thread":
+            outcome = run(load_collectors([self._collector_dir], env=False))
+        else:  # the collectors run in a worker: one that crashes or hangs cannot take the hook with it
+            source = WorkerSource(
+                self.model.app.name,
+                (str(self._collector_dir),),
+                python=sys.executable,
+                python_path=tuple(entry for entry in sys.path if entry),
+            )
+            with WorkerPool() as pool:
+                outcome = run(pool.discover([source]), run_harvest=pool.harvest)
         return _action.deliver(outcome, self._results_dir, self.model.unit.name)

@@ -28,7 +28,6 @@ the charm's dir imported (else the name may be that broken plugin's).
 from __future__ import annotations
 
 import difflib
-import inspect
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -62,16 +61,18 @@ class Wiring(NamedTuple):
 
 
 def own_names(registry: Registry, directory: Path) -> list[str]:
-    """Return the collectors defined in files under ``directory`` (the charm's own), in discovery order."""
-    return list(dict.fromkeys(spec.name for spec in registry.discovered if _defined_under(spec.cls, directory)))
+    """Return the collectors discovered from files under ``directory`` (the charm's own), in discovery order.
+
+    A collector's ``source`` says where discovery found it (``path:<file>``), whether it was
+    imported here or in a worker.
+    """
+    return list(dict.fromkeys(spec.name for spec in registry.discovered if _found_under(spec.source, directory)))
 
 
-def _defined_under(cls: type, directory: Path) -> bool:
-    try:
-        source = Path(inspect.getfile(cls)).resolve()
-    except (TypeError, OSError):  # a class without a file (built in, or made at run time)
+def _found_under(source: str, directory: Path) -> bool:
+    if not source.startswith("path:"):  # a built-in, an entry point, a class made at run time
         return False
-    return source.is_relative_to(directory.resolve())
+    return Path(source.removeprefix("path:")).resolve().is_relative_to(directory.resolve())
 
 
 def near_miss(name: str, registry: Registry, directory: Path) -> str | None:
@@ -158,9 +159,20 @@ def render_dropin(
     charm: str,
     wiring: Wiring,
     collector_options: Mapping[str, Mapping[str, Any]],
+    python: str | None = None,
+    python_path: Sequence[str] = (),
 ) -> bytes:
-    """The drop-in's text: a header naming the application, then the runner's config keys."""
+    """The drop-in's text: a header naming the application, then the runner's config keys.
+
+    ``python`` and ``python_path`` (the hook's interpreter and the charm's own import directories)
+    make the harvester discover and run the charm's collectors in a worker started that way, where
+    the charm's dependencies can be imported.
+    """
     data: dict[str, Any] = {"collector_paths": [str(wiring.directory)], "collectors": list(wiring.names)}
+    if python:
+        data["python"] = python
+        if python_path:
+            data["python_path"] = list(python_path)
     if collector_options:
         data["collector_options"] = {name: dict(options) for name, options in collector_options.items()}
     header = (

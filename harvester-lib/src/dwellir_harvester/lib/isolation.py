@@ -42,7 +42,17 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from ._collector import GenericCollector
-from ._engine import Outcome, Prepared, Selection, Timeouts, finish_document, make_entry, now_rfc3339, prepare
+from ._engine import (
+    Outcome,
+    Prepared,
+    Selection,
+    Timeouts,
+    finish_document,
+    make_entry,
+    now_rfc3339,
+    prepare,
+    run_prepared,
+)
 from ._errors import CollectorFailedError
 from ._loader import CollectorSpec, LoadProblem, Registry, _read_meta
 from ._protocol import Channel, ProtocolError, check_hello
@@ -124,7 +134,12 @@ class _Process:
         env["MALLOC_ARENA_MAX"] = "2"  # glibc's per-thread arenas would eat the address-space limit
         if source.python_path:
             env["PYTHONPATH"] = os.pathsep.join(source.python_path)
-        command = [python, "-m", "dwellir_harvester.lib.worker", "--fd", str(child.fileno())]
+        flags = []
+        if source.python is None:  # the harvester's own interpreter: started the way it was
+            flags += ["-S"] if sys.flags.no_site else []
+            flags += ["-s"] if sys.flags.no_user_site else []
+            flags += ["-E"] if sys.flags.ignore_environment and not source.python_path else []
+        command = [python, *flags, "-m", "dwellir_harvester.lib.worker", "--fd", str(child.fileno())]
         # The resident size is checked against memory_mb here; the address space (which counts thread
         # stacks and mapped libraries too) is capped further out, as a backstop.
         address_space = memory_mb * 2 + 512 if memory_mb else 0
@@ -460,15 +475,25 @@ class WorkerPool:
     ) -> Document:
         """Run the selected collectors in their workers, concurrently, and return the document.
 
-        Takes the arguments of ``dwellir_harvester.lib.harvest`` (``registry`` must come from
-        this pool's ``discover``) and raises what it raises, before anything runs.
+        Takes the arguments of ``dwellir_harvester.lib.harvest`` and raises what it raises, before
+        anything runs. Collectors of ``registry`` that this pool discovered run in their workers;
+        any other spec in ``selection`` (a class or a spec the caller made itself, its own code)
+        runs in this process, in a thread, as ``harvest`` would run it.
         """
         prepared = prepare(selection, registry=registry, exclude=exclude, options=options, timeout=timeout)
         collection_time = now_rfc3339()
         started = time.monotonic()
         found: dict[str, Entry] = {}
         threads = []
-        for group in self._groups(prepared):
+        local = [request for request in prepared if request.spec.identity not in self._owner]
+        if local:
+            thread = threading.Thread(
+                target=lambda: found.update(run_prepared(local, validate)), name="local-run", daemon=True
+            )
+            thread.start()
+            threads.append(thread)
+        owned = [request for request in prepared if request.spec.identity in self._owner]
+        for group in self._groups(owned):
             thread = threading.Thread(
                 target=lambda g=group: found.update(self._run_group(g, validate)),
                 name=f"worker-run:{group.worker_key}",
@@ -493,9 +518,7 @@ class WorkerPool:
     def _groups(self, prepared: Sequence[Prepared]) -> Iterator[_Group]:
         shared: dict[str, list[Prepared]] = {}
         for request in prepared:
-            owner = self._owner.get(request.spec.identity)
-            if owner is None:
-                raise ValueError(f"collector {request.key!r} was not discovered by this pool")
+            owner = self._owner[request.spec.identity]
             if request.spec.identity in self.quarantined:
                 source, name = request.spec.identity
                 yield _Group(f"alone:{owner}:{source}::{name}", self._sources[owner], [request])
