@@ -296,3 +296,60 @@ def test_action_none_answers_no_action_and_warns_nothing(context, sandbox, kit):
     ctx = context(declare_action=False, action=None)
     ctx.run(ctx.on.install(), kit.state())
     assert not [line for line in ctx.juju_log if "run-collectors" in line.message]
+
+
+CRASHES = """
+import os
+from dwellir_harvester.lib import GenericCollector
+
+
+class Crashes(GenericCollector):
+    NAME = "crashes"
+
+    def collect(self):
+        import time
+
+        time.sleep(0.5)  # after peers has reported: a dying worker fails only what had not
+        os._exit(9)  # a broken C extension, a stray sys.exit in a thread: the interpreter is gone
+"""
+
+
+def test_a_collector_that_ends_its_interpreter_fails_alone_and_the_hook_lives(context, charm_root, kit):
+    """The action runs the collectors in a worker: before, os._exit in a collector ended the hook itself."""
+    kit.write_collector(charm_root / "collectors", "crashes", CRASHES)
+    ctx = context()
+
+    results = run_action(ctx, kit, collectors="peers crashes")
+
+    document = document_of(results)
+    assert results["status"] == "partial"
+    assert document["collectors"]["peers"]["meta"]["status"] == "success"
+    crashed = document["collectors"]["crashes"]["meta"]
+    assert crashed["status"] == "failed"
+    assert crashed["errors"] == ["its worker exited with status 9 while this collector was running"]
+
+
+def test_with_isolation_thread_the_action_runs_in_the_hook(context, kit):
+    ctx = context(isolation="thread")
+
+    document = document_of(run_action(ctx, kit, collectors="peers"))
+
+    assert document["collectors"]["peers"]["meta"]["status"] == "success"
+
+
+def test_the_dropin_names_the_hooks_interpreter_and_the_charms_import_directories(
+    context, sandbox, charm_root, kit, monkeypatch
+):
+    import sys
+
+    for name in ("venv", "lib"):
+        (charm_root / name).mkdir()
+    monkeypatch.syspath_prepend(str(charm_root / "lib"))
+    monkeypatch.syspath_prepend(str(charm_root / "venv"))
+    ctx = context()
+
+    ctx.run(ctx.on.install(), kit.state())
+
+    dropin = sandbox.read_dropin(kit.APP)
+    assert dropin["python"] == sys.executable
+    assert dropin["python_path"] == [str(charm_root / "venv"), str(charm_root / "lib")]

@@ -321,6 +321,8 @@ def _find_entry_points(builtin_distribution: str | None, progress: Progress) -> 
             namespace, where = "builtin", f"builtin:{ep.value}"
         else:
             namespace, where = dist, f"entry-point:{dist}[{ep.name}]"
+        if progress.passes_over(where):
+            continue
         if where in progress.skip:
             yield _reject(where, progress.skip[where])
             continue
@@ -438,12 +440,21 @@ class Progress(NamedTuple):
 
     before_import: Callable[[str], None] | None = None
     skip: Mapping[str, str] = {}
+    #: When set, only these sources (by ``where``) are imported; the rest are passed over silently
+    #: (a worker of its own for one quarantined collector imports only that collector's plugin).
+    only: frozenset[str] | None = None
+
+    def passes_over(self, where: str) -> bool:
+        """Whether ``where`` is left alone without a word (not in ``only``)."""
+        return self.only is not None and where not in self.only
 
 
 def _find_in_dir(directory: Path, progress: Progress) -> Iterator[CollectorSpec | LoadProblem]:
     package = _plugin_package(directory)
     for entry in plugin_files(directory):
         where = f"path:{entry}"
+        if progress.passes_over(where):
+            continue
         if where in progress.skip:
             yield _reject(where, progress.skip[where])
             continue

@@ -9,7 +9,8 @@ Worker → parent, first: ``{"type": "hello", "protocol": [1, 0], "sdk": "<versi
 Parent → worker, and what comes back:
 
 - ``{"type": "discover", "paths": [...], "entry_points": bool, "builtin_distribution": str|null,
-  "skip": {where: reason}}`` → ``{"type": "importing", "where": ...}`` before each plugin import,
+  "skip": {where: reason}, "only": [where...] (optional, 1.1)}`` → ``{"type": "importing", "where":
+  ...}`` before each plugin import (with ``only``, of those sources alone),
   then ``{"type": "discovered", "specs": [spec...], "problems": [{"where", "problem"}...]}``. A
   ``spec`` is ``{"name", "namespace", "source", "version", "collector_type", "timeout",
   "parameters": [[name, kind, required]...]}`` (``kind``: an ``inspect.Parameter`` kind name).
@@ -34,7 +35,7 @@ from typing import Any
 from .limits import one_line
 
 #: This side's protocol version: ``(major, minor)``.
-PROTOCOL = (1, 0)
+PROTOCOL = (1, 1)
 #: The longest message accepted, in bytes; an entry larger than this is failed by the worker.
 MAX_LINE = 32 * 1024 * 1024
 #: The largest entry (its JSON) a worker sends; a larger one becomes a failed entry.

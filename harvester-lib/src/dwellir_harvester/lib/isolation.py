@@ -408,15 +408,22 @@ class WorkerPool:
             return specs, problems
         raise WorkerError(f"discovery left out {len(skip)} plugins and still did not finish; giving up")
 
-    def _discovery_answer(self, worker: _Process, source: WorkerSource, skip: dict[str, str]) -> dict[str, Any] | None:
-        """The worker's ``discovered`` message, or None after adding the plugin that broke it to ``skip``."""
-        message = {
+    def _discovery_answer(
+        self, worker: _Process, source: WorkerSource, skip: dict[str, str], only: str | None = None
+    ) -> dict[str, Any] | None:
+        """The worker's ``discovered`` message, or None after adding the plugin that broke it to ``skip``.
+
+        With ``only`` (a collector's source) the worker imports that source alone.
+        """
+        message: dict[str, Any] = {
             "type": "discover",
             "paths": list(source.paths),
             "entry_points": source.entry_points,
             "builtin_distribution": source.builtin_distribution,
             "skip": skip,
         }
+        if only is not None:
+            message["only"] = [only]
         worker.send(message)
         importing: str | None = None
         while True:
@@ -539,7 +546,8 @@ class WorkerPool:
             with self._lock:
                 return self._workers[group.worker_key]
         worker = _Process(group.source, self.memory_mb, self.nice, self.log_level)
-        answer = self._discovery_answer(worker, group.source, dict(self._skips.get(group.source.name, {})))
+        skip = dict(self._skips.get(group.source.name, {}))
+        answer = self._discovery_answer(worker, group.source, skip, only=group.requests[0].spec.source)
         if answer is None:
             raise WorkerError("its worker could not discover the collector again")
         with self._lock:

@@ -113,11 +113,12 @@ class Worker:
             self.channel.send({"type": "importing", "where": where})
 
         skip = {str(k): str(v) for k, v in dict(message.get("skip") or {}).items()}
+        only = message.get("only")
         specs, found_problems = discover_specs(
             directories,
             entry_points=bool(message.get("entry_points", True)),
             builtin_distribution=message.get("builtin_distribution"),
-            progress=Progress(importing, skip),
+            progress=Progress(importing, skip, frozenset(map(str, only)) if isinstance(only, list) else None),
         )
         self.specs = {spec.identity: spec for spec in specs}
         problems += [{"where": p.where, "problem": p.message} for p in found_problems]
