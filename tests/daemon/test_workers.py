@@ -202,3 +202,33 @@ def test_a_soak_of_500_harvests_with_hostile_plugins(start_daemon, plugin_dir, t
     samples = daemon.metrics()
     quarantined = {labels for (name, labels) in samples if name == "dwellir_harvester_collector_quarantined"}
     assert {dict(labels)["collector"] for labels in quarantined} >= {"segfaults", "exits"}
+
+
+def test_list_shows_the_collectors_the_daemon_quarantined(start_daemon, plugin_dir, tmp_path, run_cli):
+    exits_late = hostile("exits", "import os, time\n        time.sleep(0.5)\n        os._exit(3)").replace(
+        "TIMEOUT = 0.05", "TIMEOUT = 5"
+    )  # after good has reported: only exits was running when its worker died
+    plugins = plugin_dir(**{"exits.py": exits_late, "good.py": GOOD})
+    output = tmp_path / "state" / "harvest.json"
+    output.parent.mkdir()
+    daemon = start_daemon("--collectors", "good", "exits", "--collector-path", str(plugins), output=str(output))
+    daemon.wait_document()
+    record = output.parent / "quarantined.json"
+    daemon.wait_for(record.exists, what="the quarantine record")
+    daemon.stop()
+    assert json.loads(record.read_text()) == [{"collector": "exits", "source": f"path:{plugins / 'exits.py'}"}]
+
+    listing = run_cli(
+        "list", "--json", "--collector-path", str(plugins), "--config", str(write_config(tmp_path, output))
+    )
+
+    rows = {row["name"]: row for row in listing.json()["collectors"]}
+    assert rows["exits"]["quarantined"] is True
+    assert rows["good"]["quarantined"] is False
+    table = run_cli("list", "--collector-path", str(plugins), "--config", str(write_config(tmp_path, output)))
+    [line] = [line for line in table.stdout.splitlines() if line.startswith("exits ")]
+    assert "quarantined" in line
+
+
+def write_config(tmp_path: Path, output: Path) -> Path:
+    return write(tmp_path / "etc-list" / "config.yaml", json.dumps({"output": str(output)}))

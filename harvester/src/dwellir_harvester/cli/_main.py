@@ -31,6 +31,7 @@ from dwellir_harvester.config import (
     harvest_options,
     load_settings,
     output_dir_problem,
+    read_quarantine,
 )
 from dwellir_harvester.lib import FAILING, CollectorError, DocumentValidationError, Problem, collector_statuses
 from dwellir_harvester.lib.files import write_atomic
@@ -447,6 +448,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     with _workers(settings) as pool:
         configured = configure(_flags(args), pool=pool, select=False, settings=settings)
     registry = configured.registry
+    quarantined = read_quarantine(configured.settings)
     rows: list[dict[str, Any]] = []
     for spec in registry.discovered:
         winner = registry.specs[spec.name]
@@ -459,6 +461,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
                 "source": spec.source,
                 "overrides": list(spec.overrides),
                 "overridden_by": None if winner is spec else winner.source,
+                "quarantined": spec.identity in quarantined,
             }
         )
     problems = configured.problems
@@ -468,7 +471,10 @@ def cmd_list(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     table = [("NAME", "VERSION", "TYPE", "SOURCE", "OVERRIDES")]
     for r in rows:
         overridden = f"(overridden by {r['overridden_by']})" if r["overridden_by"] else "-"
-        table.append((r["name"], r["version"], r["type"], r["source"], ", ".join(r["overrides"]) or overridden))
+        notes = ", ".join(r["overrides"]) or overridden
+        if r["quarantined"]:
+            notes += " (quarantined: it killed a worker of the daemon, so it runs alone)"
+        table.append((r["name"], r["version"], r["type"], r["source"], notes))
     widths = [max(len(row[i]) for row in table) for i in range(4)]
     for row in table:
         out.write("  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1] + "\n")

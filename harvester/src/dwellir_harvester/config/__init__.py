@@ -38,7 +38,9 @@ Resolving
     are the workers discovery needs. ``discover(settings)`` finds the collectors;
     ``check_selection(settings, registry, names)`` checks the selection and every option;
     ``harvest_options(settings)`` gives ``harvest()``'s keyword arguments; ``output_dir_problem(path)``
-    says why an output file could not be written.
+    says why an output file could not be written. ``quarantine_path(settings)`` is where the daemon
+    records the collectors that killed a worker (beside its output file); ``read_quarantine``
+    reads it back for ``list``.
 """
 
 from ._errors import ConfigError
@@ -50,6 +52,8 @@ from ._runtime import (
     discover,
     harvest_options,
     output_dir_problem,
+    quarantine_path,
+    read_quarantine,
     worker_sources,
 )
 from ._settings import DEFAULT_OUTPUT, PluginPath, Settings, load_settings
@@ -73,7 +77,9 @@ __all__ = [
     "load_settings",
     "output_dir_problem",
     "parse_yaml",
+    "quarantine_path",
     "read_bounded",
     "read_config_file",
+    "read_quarantine",
     "worker_sources",
 ]

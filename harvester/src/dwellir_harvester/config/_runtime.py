@@ -191,6 +191,33 @@ def check_selection(settings: Settings, registry: Registry, names: Sequence[str]
     return list(selected)
 
 
+#: Beside the daemon's output file: the collectors it quarantined (they killed a worker), for ``list``.
+QUARANTINE_FILE = "quarantined.json"
+
+
+def quarantine_path(settings: Settings) -> str | None:
+    """Where the daemon records its quarantined collectors: beside its output file (None: no output)."""
+    from ._settings import DEFAULT_OUTPUT
+
+    output = DEFAULT_OUTPUT if settings.output is None else settings.output
+    return os.path.join(os.path.dirname(os.path.abspath(output)), QUARANTINE_FILE) if output else None
+
+
+def read_quarantine(settings: Settings) -> set[tuple[str, str]]:
+    """The collectors (source, name) the daemon last recorded as quarantined; none when it recorded none."""
+    import json
+
+    from dwellir_harvester.lib.files import read_bytes
+
+    path = quarantine_path(settings)
+    try:
+        raw = read_bytes(path, 1024 * 1024) if path else None
+        entries = json.loads(raw) if raw else []
+        return {(str(e["source"]), str(e["collector"])) for e in entries}
+    except (OSError, ValueError, TypeError, KeyError):
+        return set()
+
+
 def harvest_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for ``harvest()`` that come from the settings."""
     return {

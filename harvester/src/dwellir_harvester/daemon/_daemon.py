@@ -29,6 +29,7 @@ from dwellir_harvester.config import (
     configure,
     harvest_options,
     output_dir_problem,
+    quarantine_path,
     read_config_file,
 )
 from dwellir_harvester.config import load_settings as _load_settings
@@ -247,6 +248,7 @@ class Daemon:
         self.reloading: _Job | None = None
         self.stuck: _Job | None = None  # an abandoned reload whose thread still runs
         self.reload_again = False
+        self.recorded_quarantine: set[tuple[str, str]] | None = None
         self.retired: list[Plan] = []  # replaced plans whose workers a running harvest may still use
         self._retire_lock = threading.Lock()
         self._wake_r, self._wake_w = socket.socketpair()
@@ -297,10 +299,25 @@ class Daemon:
             self.have_document = True
             logger.info("harvest done in %.2f s: %s", duration, _summary(document))
         self.metrics.observe(document, usable, duration, self.have_document)
-        self.metrics.observe_plan(plan.problems, plan.pool.quarantined if plan.pool is not None else ())
+        quarantined = set(plan.pool.quarantined) if plan.pool is not None else set()
+        self.metrics.observe_plan(plan.problems, quarantined)
+        self._record_quarantine(plan, quarantined)
         self._publish_metrics()
         if usable and document is not None and plan.output:
             self._write_output(plan.output, document)
+
+    def _record_quarantine(self, plan: Plan, quarantined: set[tuple[str, str]]) -> None:
+        """Write the quarantined collectors beside the output file when they change, for ``list``."""
+        path = quarantine_path(plan.settings)
+        if path is None or quarantined == self.recorded_quarantine:
+            return
+        entries = [{"collector": name, "source": source} for source, name in sorted(quarantined)]
+        try:
+            write_atomic(path, json.dumps(entries, indent=2).encode() + b"\n")
+        except OSError as err:
+            logger.warning("cannot record the quarantined collectors in %s: %s", path, err.strerror or err)
+            return
+        self.recorded_quarantine = quarantined
 
     def _write_output(self, path: str, document: Document) -> None:
         with self.write_lock:
