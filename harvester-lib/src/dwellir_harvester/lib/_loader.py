@@ -304,16 +304,17 @@ def _find_entry_points(builtin_distribution: str | None, progress: Progress) -> 
     from importlib.metadata import entry_points
 
     builtin = _canonical(builtin_distribution) if builtin_distribution else None
+    # A distribution's name is parsed from its METADATA file on every access: read it once per entry point.
+    named = [
+        (str(ep.dist.name) if ep.dist is not None else "entry-point", ep)
+        for ep in entry_points(group=ENTRY_POINT_GROUP)
+    ]
 
-    def dist_of(ep: Any) -> str:
-        return str(ep.dist.name) if ep.dist is not None else "entry-point"
-
-    def order(ep: Any) -> tuple[bool, str, str]:
-        return (_canonical(dist_of(ep)) != builtin, _canonical(dist_of(ep)), str(ep.name))
+    def order(item: tuple[str, Any]) -> tuple[bool, str, str]:
+        return (_canonical(item[0]) != builtin, _canonical(item[0]), str(item[1].name))
 
     seen: set[tuple[str, str, str]] = set()
-    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=order):
-        dist = dist_of(ep)
+    for dist, ep in sorted(named, key=order):
         if (_canonical(dist), ep.name, ep.value) in seen:  # the same distribution found twice on sys.path
             continue
         seen.add((_canonical(dist), ep.name, ep.value))

@@ -39,7 +39,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 from ._collector import GenericCollector
 from ._engine import (
@@ -122,10 +122,71 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
+class _Forked:
+    """What ``subprocess.Popen`` offers for a worker forked from this process (``pid``, ``poll``, ``wait``)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere: it is gone either way
+                self.returncode = -signal.SIGKILL
+                return self.returncode
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(f"worker {self.pid}", timeout or 0)
+            time.sleep(0.005)
+        assert self.returncode is not None
+        return self.returncode
+
+
+def _may_fork(source: WorkerSource, fork: bool) -> bool:
+    """Whether a worker for ``source`` may be forked from this process rather than started afresh.
+
+    Forking skips the interpreter's start-up and the SDK's imports (what a one-shot ``collect``
+    spends most of its time on), but is safe only with this very interpreter and while this
+    process runs no other thread (a lock another thread holds would stay held in the child).
+    """
+    return (
+        fork
+        and source.python is None
+        and not source.python_path
+        and hasattr(os, "fork")
+        and threading.active_count() == 1
+    )
+
+
+def _run_forked(child: socket.socket, memory_mb: int | None, nice: int, log_level: str) -> NoReturn:
+    """In a forked child: become a worker on ``child``, and never return to the harvester's code."""
+    code = 70
+    try:
+        os.setsid()
+        os.environ["MALLOC_ARENA_MAX"] = "2"
+        from . import worker
+
+        code = worker.serve(child.detach(), memory_mb, nice, log_level)
+    except BaseException:  # noqa: BLE001 - nothing of the harvester's may run in the child
+        pass
+    finally:
+        os._exit(code)
+
+
 class _Process:
     """One running worker: its process, its channel, and how it ended."""
 
-    def __init__(self, source: WorkerSource, memory_mb: int | None, nice: int, log_level: str) -> None:
+    def __init__(
+        self, source: WorkerSource, memory_mb: int | None, nice: int, log_level: str, *, fork: bool = False
+    ) -> None:
         self.source = source
         self.memory_mb = memory_mb
         python = source.python or sys.executable
@@ -144,10 +205,19 @@ class _Process:
         # stacks and mapped libraries too) is capped further out, as a backstop.
         address_space = memory_mb * 2 + 512 if memory_mb else 0
         command += ["--memory-mb", str(address_space), "--nice", str(nice), "--log-level", log_level]
+        self.proc: subprocess.Popen[bytes] | _Forked
         try:
-            self.proc = subprocess.Popen(
-                command, pass_fds=[child.fileno()], start_new_session=True, stdin=subprocess.DEVNULL, env=env
-            )
+            if _may_fork(source, fork):
+                sys.stderr.flush()
+                pid = os.fork()
+                if pid == 0:
+                    parent.close()
+                    _run_forked(child, address_space or None, nice, log_level)
+                self.proc = _Forked(pid)
+            else:
+                self.proc = subprocess.Popen(
+                    command, pass_fds=[child.fileno()], start_new_session=True, stdin=subprocess.DEVNULL, env=env
+                )
         except OSError as err:
             parent.close()
             raise WorkerError(f"cannot start a worker with {python}: {(err.strerror or str(err)).lower()}") from None
@@ -322,6 +392,9 @@ class WorkerPool:
         nice: how much lower each worker's scheduling priority is.
         log_level: the lowest level of the workers' log records to emit here.
         import_timeout: seconds one plugin import may take during discovery.
+        fork: start a worker of the harvester's own interpreter by forking this process while it
+            runs a single thread, which skips the interpreter's start-up (a one-shot command's
+            cost); otherwise, and for other interpreters, a worker is a new process.
     """
 
     def __init__(
@@ -331,8 +404,10 @@ class WorkerPool:
         nice: int = DEFAULT_NICE,
         log_level: str = "WARNING",
         import_timeout: float = IMPORT_TIMEOUT,
+        fork: bool = False,
     ) -> None:
         self.memory_mb, self.nice, self.log_level, self.import_timeout = memory_mb, nice, log_level, import_timeout
+        self.fork = fork
         #: Collectors (by identity) that killed their worker: each runs alone from then on.
         self.quarantined: set[tuple[str, str]] = set()
         self._sources: dict[str, WorkerSource] = {}
@@ -389,7 +464,7 @@ class WorkerPool:
         skip = dict(self._skips.get(source.name, {}))
         for _ in range(_MAX_DISCOVERY_ATTEMPTS):
             self._retire(source.name)
-            worker = _Process(source, self.memory_mb, self.nice, self.log_level)
+            worker = _Process(source, self.memory_mb, self.nice, self.log_level, fork=self.fork)
             answer = self._discovery_answer(worker, source, skip)
             if answer is None:
                 continue  # a plugin was left out: try again without it
@@ -545,7 +620,7 @@ class WorkerPool:
             self._discover(group.source)  # a fresh worker, knowing the same collectors
             with self._lock:
                 return self._workers[group.worker_key]
-        worker = _Process(group.source, self.memory_mb, self.nice, self.log_level)
+        worker = _Process(group.source, self.memory_mb, self.nice, self.log_level, fork=self.fork)
         skip = dict(self._skips.get(group.source.name, {}))
         answer = self._discovery_answer(worker, group.source, skip, only=group.requests[0].spec.source)
         if answer is None:

@@ -24,14 +24,16 @@ from __future__ import annotations
 import base64
 import io
 import json
-import socket
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ._errors import CollectorFailedError
 from .limits import one_line
 from .redact import redact_url
+
+if TYPE_CHECKING:
+    import socket
 
 __all__ = [
     "JsonRpcError",

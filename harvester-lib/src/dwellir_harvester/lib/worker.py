@@ -237,9 +237,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Serve the harvester on the socket given by ``--fd`` until it says exit or goes away."""
-    args = _parser().parse_args(argv)
+def serve(fd: int, memory_mb: int | None, nice: int, log_level: str) -> int:
+    """Be a worker on the connected socket ``fd`` until the harvester says exit or goes away.
+
+    Used by ``main`` in a new interpreter, and by the harvester in a process it forked.
+    """
     # The protocol's socket is the only way out: what plugins print goes to stderr, stdin is empty.
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
@@ -247,17 +249,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     _follow_parent()
-    _limit(args.memory_mb or None, args.nice)
-    channel = Channel(socket.socket(fileno=args.fd))
+    _limit(memory_mb, nice)
+    channel = Channel(socket.socket(fileno=fd))
     root = logging.getLogger()
     root.handlers[:] = [_Forward(channel)]
-    root.setLevel(args.log_level.upper() if isinstance(args.log_level, str) else logging.WARNING)
+    level = logging.getLevelName(log_level.upper())  # a number for a level's name
+    root.setLevel(level if isinstance(level, int) else logging.WARNING)
     # The harvester logs each entry's trouble when it rebuilds the entry: once, not twice.
     logging.getLogger("dwellir_harvester.lib._engine").setLevel(logging.ERROR)
     try:
-        return Worker(channel, args.memory_mb or None).serve()
+        return Worker(channel, memory_mb).serve()
     except (OSError, ProtocolError):  # the harvester went away or spoke nonsense: nothing to report to
         return 3
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve the harvester on the socket given by ``--fd`` until it says exit or goes away."""
+    args = _parser().parse_args(argv)
+    return serve(args.fd, args.memory_mb or None, args.nice, str(args.log_level))
 
 
 if __name__ == "__main__":

@@ -400,7 +400,7 @@ def _workers(settings: Settings) -> Iterator[WorkerPool | None]:
     from dwellir_harvester.lib.isolation import WorkerPool
 
     level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
-    with WorkerPool(memory_mb=settings.worker_memory_mb, log_level=str(level)) as pool:
+    with WorkerPool(memory_mb=settings.worker_memory_mb, log_level=str(level), fork=True) as pool:
         yield pool
 
 

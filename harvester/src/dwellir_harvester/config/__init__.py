@@ -43,6 +43,8 @@ Resolving
     reads it back for ``list``.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._errors import ConfigError
 from ._files import DEFAULT_CONFIG, ENV_CONFIG, config_schema_path, read_config_file
 from ._runtime import (
@@ -58,7 +60,9 @@ from ._runtime import (
 )
 from ._settings import DEFAULT_OUTPUT, PluginPath, Settings, load_settings
 from ._version import __version__
-from ._yaml import parse_yaml, read_bounded
+
+if TYPE_CHECKING:  # imported when first used: PyYAML costs start-up time that `collect` without config does not need
+    from ._yaml import parse_yaml, read_bounded
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -83,3 +87,12 @@ __all__ = [
     "read_quarantine",
     "worker_sources",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``parse_yaml`` and ``read_bounded``, imported on first use."""
+    if name in ("parse_yaml", "read_bounded"):
+        from . import _yaml
+
+        return getattr(_yaml, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

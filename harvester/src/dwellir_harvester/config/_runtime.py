@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from dwellir_harvester.lib import (
     CollectorOptionError,
@@ -15,10 +15,12 @@ from dwellir_harvester.lib import (
     check_plugin_dir,
     load_collectors,
 )
-from dwellir_harvester.lib.isolation import WorkerPool, WorkerSource
 from dwellir_harvester.lib.limits import one_line
 
 from ._errors import ConfigError
+
+if TYPE_CHECKING:  # imported where workers are used: `isolation: thread` never needs them
+    from dwellir_harvester.lib.isolation import WorkerPool, WorkerSource
 from ._settings import PluginPath, Settings, load_settings
 
 #: This distribution: its entry points are the built-in collectors.
@@ -50,6 +52,8 @@ class Configured(NamedTuple):
 
 def worker_sources(settings: Settings) -> list[WorkerSource]:
     """The worker sources of the settings: ``main``, then one per file that names a ``python``."""
+    from dwellir_harvester.lib.isolation import WorkerSource
+
     main = [p.path for p in settings.collector_paths if p.python is None]
     sources = [WorkerSource(MAIN_SOURCE, tuple(main), entry_points=True, builtin_distribution=DISTRIBUTION)]
     own: dict[str, list[PluginPath]] = {}

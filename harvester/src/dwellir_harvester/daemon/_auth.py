@@ -17,7 +17,7 @@ import stat
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from dwellir_harvester.config import ConfigError, Settings, parse_yaml, read_bounded
+from dwellir_harvester.config import ConfigError, Settings
 from dwellir_harvester.lib.files import untrusted_reason
 
 _ENTRY_KEYS = {"token", "label", "enabled"}
@@ -62,6 +62,8 @@ def read_token_file(path: str) -> list[Token]:
     if st.st_mode & stat.S_IROTH:
         mode = stat.S_IMODE(st.st_mode)
         raise ConfigError(f"token file is readable by every user (mode {mode:04o}); chmod o-r it", file=path)
+    from dwellir_harvester.config import read_bounded
+
     raw = read_bounded(path, MAX_TOKEN_FILE_BYTES)
     try:
         text = raw.decode("utf-8")
@@ -76,6 +78,8 @@ def _parse(text: str, path: str) -> Any:
         return json.loads(text)
     except (ValueError, RecursionError):
         pass
+    from dwellir_harvester.config import parse_yaml
+
     try:
         return parse_yaml(text, path)
     except ConfigError as err:
