@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from dwellir_harvester.lib import harvest, validate_output
+from dwellir_harvester.lib._protocol import PROTOCOL
 from dwellir_harvester.lib.isolation import GRACE, WorkerPool, WorkerSource
 
 GOOD = """
@@ -246,7 +247,7 @@ def test_a_worker_of_another_protocol_major_version_is_refused_naming_both(pool,
         assert (
             f"the worker speaks protocol {protocol[0]}.{protocol[1]} (dwellir-harvester-lib 9.9.9)" in problem.message
         )
-        assert "this harvester speaks 1.0 (dwellir-harvester-lib " in problem.message
+        assert f"this harvester speaks {PROTOCOL[0]}.{PROTOCOL[1]} (dwellir-harvester-lib " in problem.message
     else:  # a newer minor version is spoken to; this fake then goes away without discovering
         assert "speaks protocol" not in problem.message
         assert "during discovery" in problem.message

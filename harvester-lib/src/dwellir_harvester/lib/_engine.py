@@ -443,14 +443,9 @@ def harvest(
         )
         registry = registry if registry is not None else collectors
     prepared = prepare(selection, registry=registry, exclude=exclude, options=options, timeout=timeout)
-    collection_time = now_rfc3339()
-    started = time.monotonic()
-    finished = dict(run_prepared(prepared, validate))
-    entries = {request.key: finished[request.key] for request in prepared}
-    return finish_document(
-        entries,
-        collection_time,
-        time.monotonic() - started,
+    return harvest_prepared(
+        prepared,
+        run_prepared,
         harvester_version=harvester_version,
         host_collector=host_collector,
         problems=problems,
@@ -459,10 +454,14 @@ def harvest(
     )
 
 
-def finish_document(
-    entries: Mapping[str, Entry],
-    collection_time: str,
-    duration: float,
+#: What runs checked requests and yields each entry by key as it finishes: ``run_prepared`` in
+#: threads, or a ``WorkerPool``'s runner in workers.
+Runner = Callable[[Sequence[Prepared], bool], Iterable[tuple[str, Entry]]]
+
+
+def harvest_prepared(
+    prepared: Sequence[Prepared],
+    run: Runner,
     *,
     harvester_version: str | None,
     host_collector: str | None,
@@ -470,13 +469,24 @@ def finish_document(
     validate: bool,
     schema: SchemaLike,
 ) -> Document:
-    """Build the document around the entries and, with ``validate``, check it against ``schema``.
+    """Run checked requests with ``run`` and build the document around their entries, in request order.
+
+    With ``validate`` the document is checked against ``schema``.
 
     Raises:
         DocumentValidationError: it does not match; the error carries the document.
     """
+    collection_time = now_rfc3339()
+    started = time.monotonic()
+    finished = dict(run(prepared, validate))
+    entries = {request.key: finished[request.key] for request in prepared}
     document = build_document(
-        entries, collection_time, duration, harvester_version, host_collector=host_collector, problems=problems
+        entries,
+        collection_time,
+        time.monotonic() - started,
+        harvester_version,
+        host_collector=host_collector,
+        problems=problems,
     )
     if validate:
         try:

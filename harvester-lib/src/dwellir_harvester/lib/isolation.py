@@ -47,7 +47,7 @@ from ._engine import (
     Prepared,
     Selection,
     Timeouts,
-    finish_document,
+    harvest_prepared,
     make_entry,
     now_rfc3339,
     prepare,
@@ -563,8 +563,18 @@ class WorkerPool:
         runs in this process, in a thread, as ``harvest`` would run it.
         """
         prepared = prepare(selection, registry=registry, exclude=exclude, options=options, timeout=timeout)
-        collection_time = now_rfc3339()
-        started = time.monotonic()
+        return harvest_prepared(
+            prepared,
+            self._run_all,
+            harvester_version=harvester_version,
+            host_collector=host_collector,
+            problems=problems,
+            validate=validate,
+            schema=schema,
+        )
+
+    def _run_all(self, prepared: Sequence[Prepared], validate: bool) -> Iterator[tuple[str, Entry]]:
+        """Run each group of requests in its worker (and specs the pool did not discover here), concurrently."""
         found: dict[str, Entry] = {}
         threads = []
         local = [request for request in prepared if request.spec.identity not in self._owner]
@@ -585,17 +595,7 @@ class WorkerPool:
             threads.append(thread)
         for thread in threads:
             thread.join()
-        entries = {request.key: found[request.key] for request in prepared}
-        return finish_document(
-            entries,
-            collection_time,
-            time.monotonic() - started,
-            harvester_version=harvester_version,
-            host_collector=host_collector,
-            problems=problems,
-            validate=validate,
-            schema=schema,
-        )
+        yield from found.items()
 
     def _groups(self, prepared: Sequence[Prepared]) -> Iterator[_Group]:
         shared: dict[str, list[Prepared]] = {}
