@@ -31,6 +31,7 @@ from dwellir_harvester.config import (
     output_dir_problem,
     quarantine_path,
     read_config_file,
+    read_quarantine,
 )
 from dwellir_harvester.config import load_settings as _load_settings
 from dwellir_harvester.lib import (
@@ -309,6 +310,8 @@ class Daemon:
     def _record_quarantine(self, plan: Plan, quarantined: set[tuple[str, str]]) -> None:
         """Write the quarantined collectors beside the output file when they change, for ``list``."""
         path = quarantine_path(plan.settings)
+        if self.recorded_quarantine is None:  # what an earlier run left; nothing written while nothing changes
+            self.recorded_quarantine = read_quarantine(plan.settings)
         if path is None or quarantined == self.recorded_quarantine:
             return
         entries = [{"collector": name, "source": source} for source, name in sorted(quarantined)]
