@@ -50,8 +50,10 @@ Schemas
 Submodules: ``dwellir_harvester.lib.jsonrpc`` (a small JSON-RPC client for collectors),
 ``dwellir_harvester.lib.redact`` (keep secrets out of data), ``dwellir_harvester.lib.limits`` (the
 bounds every input is checked against, and safe one-line messages), ``dwellir_harvester.lib.files``
-(atomic writes), ``dwellir_harvester.lib.testing`` (run a collector in a test), and
-``python -m dwellir_harvester.lib.run module:Class`` (run a collector from the shell).
+(atomic writes, bounded reads, trust checks), ``dwellir_harvester.lib.isolation`` (``WorkerPool``:
+discover and run collectors in worker processes the harvester can kill; the worker itself is
+``python -m dwellir_harvester.lib.worker``), ``dwellir_harvester.lib.testing`` (run a collector in
+a test), and ``python -m dwellir_harvester.lib.run module:Class`` (run a collector from the shell).
 """
 
 from ._collector import BlockchainCollector, CollectorBase, CollectResult, GenericCollector
