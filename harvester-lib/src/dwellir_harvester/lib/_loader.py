@@ -19,7 +19,6 @@ the engine only reads the spec.
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import importlib.machinery
 import importlib.util
 import logging
@@ -343,11 +342,13 @@ def _find_entry_points(builtin_distribution: str | None, progress: Progress) -> 
             yield _reject(where, f"{ep.value} is neither a collector class nor a module")
 
 
-class _SafePluginFinder(importlib.abc.MetaPathFinder):
+class _SafePluginFinder:
     """Refuses to import any module under the plugin root from a file other users can write.
 
     Plugin files are checked before they are imported; this also covers what they import relatively:
-    ``_helpers`` beside them and the submodules of plugin packages.
+    ``_helpers`` beside them and the submodules of plugin packages. (A meta path finder needs only
+    ``find_spec``; not subclassing ``importlib.abc.MetaPathFinder`` spares every command the import
+    of ``importlib.abc``, which brings ``importlib.resources`` with it.)
     """
 
     def find_spec(self, fullname: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
