@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-import tempfile
 from pathlib import Path
 
 __all__ = [
@@ -47,6 +46,8 @@ def write_atomic(path: str | os.PathLike[str], data: bytes, mode: int = 0o644, g
     The directory is synced too, so the new file survives a crash once this returns.
     """
     target = Path(path)
+    import tempfile  # here: it brings shutil and the compression modules, which reading commands never need
+
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         os.fchmod(fd, mode)
