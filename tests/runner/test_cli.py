@@ -239,3 +239,47 @@ def test_exclude_drops_the_default_host(run_cli, tmp_path):
     document = run_cli("collect", "--config", str(config)).json()
     assert document["harvester"]["collectors_used"] == ["null"]
     assert document["host"] == {}
+
+
+def test_collect_starts_its_worker_first_and_leaves_no_process_behind(run_cli, tmp_path):
+    """``collect`` forks its worker before importing the rest of itself; every way out ends it."""
+    import uuid
+
+    import psutil
+
+    config = tmp_path / "thread.yaml"
+    config.write_text("isolation: thread\n")
+    for args in (
+        ("collect", "null", "--no-validate"),  # the pre-started worker is adopted
+        ("collect", "null", "--config", str(config)),  # config says thread: it is discarded
+        ("collect", "no-such-collector"),  # a usage error: discarded too
+    ):
+        mark = uuid.uuid4().hex  # inherited by every process the command starts
+        result = run_cli(*args, env={"DWELLIR_TEST_MARK": mark})
+        assert result.returncode in (0, 2), result
+        leftovers = []
+        for process in psutil.process_iter():
+            try:
+                if process.environ().get("DWELLIR_TEST_MARK") == mark:
+                    leftovers.append(process)
+            except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
+                continue
+        assert leftovers == [], (args, leftovers)
+
+
+@pytest.mark.parametrize(
+    ("argv", "wanted"),
+    [
+        (["collect"], True),
+        (["collect", "null", "--isolation", "process"], True),
+        (["collect", "--isolation", "thread"], False),
+        (["collect", "--isolation=thread", "null"], False),
+        (["collect", "--help"], False),
+        (["list"], False),
+        (["serve", "--collectors", "collect"], False),
+    ],
+)
+def test_which_command_lines_start_a_worker_first(argv, wanted):
+    from dwellir_harvester.cli import _wants_worker
+
+    assert _wants_worker(argv) is wanted

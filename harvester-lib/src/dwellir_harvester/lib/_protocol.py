@@ -18,6 +18,8 @@ Parent → worker, and what comes back:
   "timeout"}...]}`` → ``{"type": "entry", "id": n, "key": ..., "entry": {meta, data}}`` for each
   collector as soon as it finishes or times out, then ``{"type": "done", "id": n, "stragglers":
   [key...]}`` (the collectors still running past their timeout: the parent replaces the worker).
+- ``{"type": "settings", "memory_mb": n|null, "nice": n, "log_level": ...}`` (1.2) → nothing: the
+  limits and log level of a worker started before they were known.
 - ``{"type": "exit"}`` → the worker exits.
 
 At any time the worker may send ``{"type": "log", "level": n, "name": ..., "message": ...}`` (a log
@@ -35,7 +37,7 @@ from typing import Any
 from .limits import one_line
 
 #: This side's protocol version: ``(major, minor)``.
-PROTOCOL = (1, 1)
+PROTOCOL = (1, 2)
 #: The longest message accepted, in bytes; an entry larger than this is failed by the worker.
 MAX_LINE = 32 * 1024 * 1024
 #: The largest entry (its JSON) a worker sends; a larger one becomes a failed entry.

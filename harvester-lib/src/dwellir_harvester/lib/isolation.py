@@ -55,6 +55,7 @@ from ._engine import (
 )
 from ._errors import CollectorFailedError
 from ._loader import CollectorSpec, LoadProblem, Registry, _read_meta
+from ._prefork import Prestarted
 from ._protocol import Channel, ProtocolError, check_hello
 from ._schema import SchemaLike
 from ._types import STATUSES, Document, Entry, Problem
@@ -185,11 +186,26 @@ class _Process:
     """One running worker: its process, its channel, and how it ended."""
 
     def __init__(
-        self, source: WorkerSource, memory_mb: int | None, nice: int, log_level: str, *, fork: bool = False
+        self,
+        source: WorkerSource,
+        memory_mb: int | None,
+        nice: int,
+        log_level: str,
+        *,
+        fork: bool = False,
+        prestarted: Prestarted | None = None,
     ) -> None:
         self.source = source
         self.memory_mb = memory_mb
         python = source.python or sys.executable
+        if prestarted is not None:  # forked before its settings were known: it is told them now
+            pid, sock = prestarted.adopt()
+            self.proc: subprocess.Popen[bytes] | _Forked = _Forked(pid)
+            self.channel = Channel(sock)
+            self._hello(python)
+            address_space = memory_mb * 2 + 512 if memory_mb else None
+            self.send({"type": "settings", "memory_mb": address_space, "nice": nice, "log_level": log_level})
+            return
         parent, child = socket.socketpair()
         env = dict(os.environ)
         env["MALLOC_ARENA_MAX"] = "2"  # glibc's per-thread arenas would eat the address-space limit
@@ -205,7 +221,6 @@ class _Process:
         # stacks and mapped libraries too) is capped further out, as a backstop.
         address_space = memory_mb * 2 + 512 if memory_mb else 0
         command += ["--memory-mb", str(address_space), "--nice", str(nice), "--log-level", log_level]
-        self.proc: subprocess.Popen[bytes] | _Forked
         try:
             if _may_fork(source, fork):
                 sys.stderr.flush()
@@ -224,7 +239,10 @@ class _Process:
         finally:
             child.close()
         self.channel = Channel(parent)
-        self.busy_since: float | None = None
+        self._hello(python)
+
+    def _hello(self, python: str) -> None:
+        """Wait for the worker's hello and check its protocol version; kill it and raise when it will not do."""
         try:
             hello = self.receive(START_TIMEOUT)
             if hello is None:
@@ -395,6 +413,8 @@ class WorkerPool:
         fork: start a worker of the harvester's own interpreter by forking this process while it
             runs a single thread, which skips the interpreter's start-up (a one-shot command's
             cost); otherwise, and for other interpreters, a worker is a new process.
+        prestarted: a worker forked earlier (``dwellir_harvester.lib._prefork``), adopted for the
+            first source of the harvester's own interpreter; discarded at ``close()`` if unused.
     """
 
     def __init__(
@@ -405,9 +425,11 @@ class WorkerPool:
         log_level: str = "WARNING",
         import_timeout: float = IMPORT_TIMEOUT,
         fork: bool = False,
+        prestarted: Prestarted | None = None,
     ) -> None:
         self.memory_mb, self.nice, self.log_level, self.import_timeout = memory_mb, nice, log_level, import_timeout
         self.fork = fork
+        self._prestarted = prestarted
         #: Collectors (by identity) that killed their worker: each runs alone from then on.
         self.quarantined: set[tuple[str, str]] = set()
         self._sources: dict[str, WorkerSource] = {}
@@ -425,6 +447,9 @@ class WorkerPool:
 
     def close(self) -> None:
         """Stop every worker (asking first, then killing) and reap them."""
+        prestarted, self._prestarted = self._prestarted, None
+        if prestarted is not None:
+            prestarted.discard()
         with self._lock:
             workers, self._workers = list(self._workers.values()), {}
         for worker in workers:
@@ -464,7 +489,10 @@ class WorkerPool:
         skip = dict(self._skips.get(source.name, {}))
         for _ in range(_MAX_DISCOVERY_ATTEMPTS):
             self._retire(source.name)
-            worker = _Process(source, self.memory_mb, self.nice, self.log_level, fork=self.fork)
+            prestarted = None
+            if self._prestarted is not None and source.python is None and not source.python_path:
+                prestarted, self._prestarted = self._prestarted, None
+            worker = _Process(source, self.memory_mb, self.nice, self.log_level, fork=self.fork, prestarted=prestarted)
             answer = self._discovery_answer(worker, source, skip)
             if answer is None:
                 continue  # a plugin was left out: try again without it

@@ -14,6 +14,7 @@ start one. Nothing here is an API: run it only through ``dwellir_harvester.lib.i
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import socket
@@ -90,6 +91,10 @@ class Worker:
             try:
                 if message["type"] == "discover":
                     self.discover(message)
+                elif message["type"] == "settings":  # 1.2: for a worker started before they were known
+                    self.memory_mb = message.get("memory_mb") or None
+                    _limit(self.memory_mb, int(message.get("nice") or 0))
+                    _set_level(str(message.get("log_level") or "WARNING"))
                 elif message["type"] == "run":
                     self.run(message)
                 else:
@@ -237,10 +242,30 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def serve(fd: int, memory_mb: int | None, nice: int, log_level: str) -> int:
+def _set_level(log_level: str) -> None:
+    level = logging.getLevelName(log_level.upper())  # a number for a level's name
+    logging.getLogger().setLevel(level if isinstance(level, int) else logging.WARNING)
+
+
+def _warm(distribution: str) -> None:
+    """Import what discovery will need: the entry-point scan and ``distribution``'s own entry points."""
+    from importlib.metadata import entry_points
+
+    from ._loader import ENTRY_POINT_GROUP, _canonical
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.dist is not None and _canonical(str(ep.dist.name)) == _canonical(distribution):
+            try:
+                importlib.import_module(ep.module)
+            except Exception:  # noqa: BLE001 - discovery imports it again and reports what is wrong
+                pass
+
+
+def serve(fd: int, memory_mb: int | None, nice: int, log_level: str, warm_distribution: str | None = None) -> int:
     """Be a worker on the connected socket ``fd`` until the harvester says exit or goes away.
 
-    Used by ``main`` in a new interpreter, and by the harvester in a process it forked.
+    Used by ``main`` in a new interpreter, and by the harvester in a process it forked (with
+    ``warm_distribution``, before it knows what it will discover: see ``_prefork``).
     """
     # The protocol's socket is the only way out: what plugins print goes to stderr, stdin is empty.
     devnull = os.open(os.devnull, os.O_RDONLY)
@@ -253,8 +278,9 @@ def serve(fd: int, memory_mb: int | None, nice: int, log_level: str) -> int:
     channel = Channel(socket.socket(fileno=fd))
     root = logging.getLogger()
     root.handlers[:] = [_Forward(channel)]
-    level = logging.getLevelName(log_level.upper())  # a number for a level's name
-    root.setLevel(level if isinstance(level, int) else logging.WARNING)
+    _set_level(log_level)
+    if warm_distribution:
+        _warm(warm_distribution)
     # The harvester logs each entry's trouble when it rebuilds the entry: once, not twice.
     logging.getLogger("dwellir_harvester.lib._engine").setLevel(logging.ERROR)
     try:

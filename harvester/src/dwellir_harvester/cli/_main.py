@@ -40,6 +40,7 @@ from dwellir_harvester.lib.redact import redact_text
 from dwellir_harvester.lib.run import UsageError
 
 if TYPE_CHECKING:
+    from dwellir_harvester.lib._prefork import Prestarted
     from dwellir_harvester.lib.isolation import WorkerPool
 
 logger = logging.getLogger("dwellir_harvester.cli")
@@ -392,7 +393,7 @@ def _output_mode(path: str) -> tuple[int, int | None]:
 
 
 @contextlib.contextmanager
-def _workers(settings: Settings) -> Iterator[WorkerPool | None]:
+def _workers(settings: Settings, prestarted: Prestarted | None = None) -> Iterator[WorkerPool | None]:
     """The worker pool of ``isolation: process`` (closed, every worker reaped, at the end); None for ``thread``."""
     if settings.isolation == "thread":
         yield None
@@ -400,7 +401,8 @@ def _workers(settings: Settings) -> Iterator[WorkerPool | None]:
     from dwellir_harvester.lib.isolation import WorkerPool
 
     level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
-    with WorkerPool(memory_mb=settings.worker_memory_mb, log_level=str(level), fork=True) as pool:
+    pool = WorkerPool(memory_mb=settings.worker_memory_mb, log_level=str(level), fork=True, prestarted=prestarted)
+    with pool:
         yield pool
 
 
@@ -416,7 +418,7 @@ def cmd_collect(args: argparse.Namespace, settings: Settings, out: TextIO) -> in
     if args.schema and not os.path.isfile(args.schema):
         raise UsageError(f"--schema {args.schema}: no such file")
     exit_code = 0
-    with _workers(settings) as pool:
+    with _workers(settings, getattr(args, "prestarted", None)) as pool:
         configured = configure(_flags(args), args.names, pool=pool, settings=settings)
         _report(configured.problems)
         run = pool.harvest if pool is not None else harvest
@@ -516,10 +518,23 @@ def cmd_serve(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     return serve(settings, flags=_flags(args), check_only=args.check_config, schema=args.schema)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+def main(argv: Sequence[str] | None = None, *, prestarted: Prestarted | None = None) -> int:
+    """Run the command line; returns the exit status.
+
+    ``prestarted``: a worker forked before this module was imported, for ``collect`` to adopt (it
+    is discarded when unused).
+    """
+    try:
+        return _main(argv, prestarted)
+    finally:
+        if prestarted is not None:
+            prestarted.discard()  # a no-op once a pool has adopted it
+
+
+def _main(argv: Sequence[str] | None, prestarted: Prestarted | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.prestarted = prestarted
     debug = bool(args.debug)
     handler: Callable[[argparse.Namespace, Settings, TextIO], int] = args.handler
     try:
