@@ -96,7 +96,7 @@ def test_a_hostile_collector_fails_alone_and_the_good_one_succeeds(pool, plugin_
     validate_output(document)
     assert elapsed < 1.0 + GRACE + 2.5, elapsed
     result = statuses(document)
-    assert result["good"] == ("success", []) or case in ("segfault", "exits", "holds_gil"), result
+    assert result["good"] == ("success", []), result  # it reported before its neighbour struck
     assert result[name][0] == status, result
     assert any(message in error for error in result[name][1]), result
     if case in ("segfault", "exits"):
