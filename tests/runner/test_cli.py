@@ -50,6 +50,29 @@ def test_console_script_and_module_agree(run_cli, tmp_path):
     )
 
 
+def test_the_quick_exit_still_runs_exit_handlers_and_flushes_and_keeps_the_status(plugin_dir, tmp_path):
+    """``console()`` skips the interpreter's tear-down, not what an exit must do."""
+    marker = tmp_path / "atexit-ran"
+    extra = f"import atexit, pathlib\natexit.register(pathlib.Path({str(marker)!r}).write_text, 'yes')"
+    directory = plugin_dir(**{"atexit_plugin.py": collector_source("atexit_plugin", extra=extra)})
+    script = os.path.join(os.path.dirname(sys.executable), "dwellir-harvester")
+    base = [script, "collect", "--collector-path", str(directory), "--isolation", "thread", "--no-validate"]
+
+    ok = subprocess.run([*base, "atexit_plugin"], capture_output=True, text=True, timeout=60)
+
+    assert ok.returncode == 0, ok.stderr
+    assert marker.read_text() == "yes"  # a handler registered by code the harvester ran in itself
+    assert json.loads(ok.stdout)["collectors"]["atexit_plugin"]["data"] == {"ok": True}  # flushed in full
+    unknown = subprocess.run([*base, "no_such"], capture_output=True, text=True, timeout=60)
+    assert unknown.returncode == 2 and unknown.stderr.startswith("dwellir-harvester: error:")
+    with subprocess.Popen([*base, "atexit_plugin"], stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()  # the reader went away before the document was written
+        stderr = proc.stderr.read().decode()
+        assert proc.wait(timeout=60) != 0
+    assert "Traceback" not in stderr and stderr.count("\n") == 1, stderr
+
+
 def test_pretty_on_a_terminal_compact_when_piped(run_cli):
     piped = run_cli("collect", "null")
     assert piped.stdout.count("\n") == 1  # one compact line

@@ -39,7 +39,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, NamedTuple
 
 from ._collector import GenericCollector
 from ._engine import (
@@ -143,12 +143,30 @@ class _Forked:
 
     def wait(self, timeout: float | None = None) -> int:
         deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.0005  # where the end cannot be waited for (no pidfd), polled as subprocess does
         while self.poll() is None:
-            if deadline is not None and time.monotonic() >= deadline:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
                 raise subprocess.TimeoutExpired(f"worker {self.pid}", timeout or 0)
-            time.sleep(0.005)
+            if not self._until_ended(remaining):
+                time.sleep(delay if remaining is None else min(delay, remaining))
+                delay = min(delay * 2, 0.05)
         assert self.returncode is not None
         return self.returncode
+
+    def _until_ended(self, timeout: float | None) -> bool:
+        """Sleep until the process ends or ``timeout`` passes, where Linux's pidfd allows it."""
+        import select
+
+        try:
+            fd = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):  # not Linux 5.3 or later, or already reaped
+            return False
+        try:
+            select.select([fd], [], [], timeout)
+        finally:
+            os.close(fd)
+        return True
 
 
 def _may_fork(source: WorkerSource, fork: bool) -> bool:
@@ -165,21 +183,6 @@ def _may_fork(source: WorkerSource, fork: bool) -> bool:
         and hasattr(os, "fork")
         and threading.active_count() == 1
     )
-
-
-def _run_forked(child: socket.socket, memory_mb: int | None, nice: int, log_level: str) -> NoReturn:
-    """In a forked child: become a worker on ``child``, and never return to the harvester's code."""
-    code = 70
-    try:
-        os.setsid()
-        os.environ["MALLOC_ARENA_MAX"] = "2"
-        from . import worker
-
-        code = worker.serve(child.detach(), memory_mb, nice, log_level)
-    except BaseException:  # noqa: BLE001 - nothing of the harvester's may run in the child
-        pass
-    finally:
-        os._exit(code)
 
 
 class _Process:
@@ -223,11 +226,13 @@ class _Process:
         command += ["--memory-mb", str(address_space), "--nice", str(nice), "--log-level", log_level]
         try:
             if _may_fork(source, fork):
+                from . import worker  # in the parent: an import that failed in the child would go unseen
+
                 sys.stderr.flush()
                 pid = os.fork()
                 if pid == 0:
                     parent.close()
-                    _run_forked(child, address_space or None, nice, log_level)
+                    worker.become_worker(child, address_space or None, nice, log_level)
                 self.proc = _Forked(pid)
             else:
                 self.proc = subprocess.Popen(

@@ -13,14 +13,13 @@ start one. Nothing here is an API: run it only through ``dwellir_harvester.lib.i
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import logging
 import os
 import socket
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ._collector import GenericCollector, check_options
 from ._engine import Outcome, Prepared, make_entry, now_rfc3339, run_prepared, still_running
@@ -29,6 +28,9 @@ from ._loader import CollectorSpec, Progress, check_plugin_dir, discover_specs
 from ._protocol import MAX_ENTRY, PROTOCOL, Channel, ProtocolError, encode
 from ._version import __version__
 from .limits import describe_error, one_line, seconds
+
+if TYPE_CHECKING:
+    import argparse
 
 logger = logging.getLogger(__name__)
 
@@ -234,6 +236,8 @@ def _limit(memory_mb: int | None, nice: int) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    import argparse  # only a worker started as a program needs it
+
     parser = argparse.ArgumentParser(prog="python -m dwellir_harvester.lib.worker", description=__doc__)
     parser.add_argument("--fd", type=int, required=True, help="the connected socket to the harvester")
     parser.add_argument("--memory-mb", type=int, default=0, help="the address-space limit in MiB (0: none)")
@@ -248,7 +252,12 @@ def _set_level(log_level: str) -> None:
 
 
 def _warm(distribution: str) -> None:
-    """Import what discovery will need: the entry-point scan and ``distribution``'s own entry points."""
+    """Import what discovery will need, before it is asked for.
+
+    That is the entry-point scan, ``distribution``'s own entry points, and ``inspect`` (with which
+    discovery describes the collectors' parameters).
+    """
+    import inspect  # noqa: F401 - imported for ``_describe``, which would import it on the clock
     from importlib.metadata import entry_points
 
     from ._loader import ENTRY_POINT_GROUP, _canonical
@@ -287,6 +296,25 @@ def serve(fd: int, memory_mb: int | None, nice: int, log_level: str, warm_distri
         return Worker(channel, memory_mb).serve()
     except (OSError, ProtocolError):  # the harvester went away or spoke nonsense: nothing to report to
         return 3
+
+
+def become_worker(
+    sock: socket.socket, memory_mb: int | None, nice: int, log_level: str, warm_distribution: str | None = None
+) -> NoReturn:
+    """In a child just forked from the harvester: be a worker on ``sock``, then exit the process.
+
+    The child leaves the harvester's process group (it is killed as a group of its own) and never
+    returns to the caller's code, whatever happens.
+    """
+    code = 70
+    try:
+        os.setsid()
+        os.environ["MALLOC_ARENA_MAX"] = "2"  # glibc's per-thread arenas would eat the address-space limit
+        code = serve(sock.detach(), memory_mb, nice, log_level, warm_distribution=warm_distribution)
+    except BaseException:  # noqa: BLE001 - nothing of the harvester's may run in the child
+        pass
+    finally:
+        os._exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

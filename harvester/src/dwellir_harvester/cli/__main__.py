@@ -1,7 +1,5 @@
 """``python -m dwellir_harvester.cli``: the same as the ``dwellir-harvester`` command."""
 
-import sys
+from . import console
 
-from . import main
-
-sys.exit(main())
+console()
