@@ -1,0 +1,34 @@
+"""The charm as Juju runs it, without a controller: on a machine of the repository's kit (``tests/juju``).
+
+Each test gets a fresh machine under ``tmp_path`` with the charm deployed on it as
+``harvester-example/0`` (laid out as ``charmcraft pack`` lays it out, its ``venv/`` built once per
+session, nothing run yet). See ``tests/juju/__init__.py`` for what the machine offers.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[4]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from tests.juju import Machine, Unit, VenvCache  # noqa: E402
+
+CHARM_DIR = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def machine(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine]:
+    with Machine(tmp_path, VenvCache.for_session(tmp_path_factory)) as made:
+        yield made
+
+
+@pytest.fixture
+def unit(machine: Machine) -> Unit:
+    """``harvester-example/0``, deployed on the machine but not installed yet."""
+    return machine.deploy(CHARM_DIR)
