@@ -305,7 +305,7 @@ def relation_list(ctx: Context, args: list[str]) -> None:
 def relation_get(ctx: Context, args: list[str]) -> None:
     number, relation, rest = _relation(ctx, args)
     app = "--app" in rest
-    words = _words(rest)
+    words = [a for a in rest if a == "-" or not a.startswith("-")]  # "-" is the key meaning "every key"
     key = words[0] if words else "-"
     member = words[1] if len(words) > 1 else ctx.environ.get("JUJU_REMOTE_APP" if app else "JUJU_REMOTE_UNIT", "")
     if not member:
