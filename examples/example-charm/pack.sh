@@ -1,5 +1,6 @@
 #!/bin/sh
 # Pack the harvester-example charm: ./pack.sh [charmcraft pack arguments...]
+# (The subordinate that runs the daemon, charms/dwellir-harvester, is packed by its own script.)
 #
 # Needs an Ubuntu 24.04 host with charmcraft (`sudo snap install charmcraft --classic`) and LXD
 # (`sudo snap install lxd && lxd init --auto`) or Multipass, and python3 with pip.

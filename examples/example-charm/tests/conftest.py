@@ -1,9 +1,9 @@
 """What the example charm's unit and end-to-end tests share.
 
 - ``src/`` goes on ``sys.path`` (as ``dispatch`` puts it for a packed charm), so tests
-  ``import charm`` and ``import workload``.
-- Tools the charm runs (``getent``, ``useradd``, ``systemctl``, Juju's hook tools) are stand-ins
-  from ``tests/fakes/hooktools.py``, installed as real executables by :func:`install_tools`.
+  ``import charm``.
+- The end-to-end tests run the charm through ``dispatch`` on a machine of the repository's
+  controller-free Juju kit (``tests/juju/``).
 - A JSON-RPC server on loopback plays the Polkadot node.
 - No test may touch the machine's real harvester paths, whoever runs the suite (root included).
 """
@@ -13,11 +13,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shlex
 import shutil
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -39,57 +38,6 @@ NODE_ANSWERS: dict[str, Any] = {
     "chain_getBlockHash": GENESIS,
     "system_health": {"peers": 42, "isSyncing": False, "shouldHavePeers": True},
 }
-
-
-def install_tools(
-    bin_dir: Path, state_path: Path, tools: Iterable[str], python: str = sys.executable
-) -> dict[str, Path]:
-    """Put one executable per tool in ``bin_dir``, each backed by the state file ``state_path``."""
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    made = {}
-    for tool in tools:
-        script = bin_dir / tool
-        # Imported as a module (not run as a script) so that its bytecode is cached between calls.
-        run = f"import sys; sys.path.insert(0, {str(HOOKTOOLS.parent)!r}); import hooktools; "
-        run += "sys.exit(hooktools.main(sys.argv))"
-        command = [python, "-I", "-S", "-c", run, str(state_path), tool]
-        script.write_text(f'#!/bin/sh\nexec {shlex.join(command)} "$@"\n', encoding="utf-8")
-        script.chmod(0o755)
-        made[tool] = script
-    return made
-
-
-def new_state(root: Path, **extra: Any) -> dict[str, Any]:
-    """A fresh state for the stand-ins: a machine without the service user, no units, no calls."""
-    state: dict[str, Any] = {
-        "machine": {"root": str(root), "gid": os.getgid(), "python": sys.executable},
-        "users": {},
-        "systemd": {"units": {}, "warnings": [], "started": []},
-        "config": {},
-        "secrets": {},
-        "endpoints": [],
-        "leader": True,
-        "action": None,
-        "logs": [],
-        "status": {},
-        "status_history": [],
-        "calls": [],
-        "longest_arg": 0,
-    }
-    state.update(extra)
-    return state
-
-
-def read_state(path: Path) -> dict[str, Any]:
-    with open(path, encoding="utf-8") as f:
-        result: dict[str, Any] = json.load(f)
-    return result
-
-
-def write_state(path: Path, state: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def copy_collectors(charm_root: Path) -> Path:
@@ -207,10 +155,6 @@ class Kit:
     CHARM_DIR = CHARM_DIR
     REPO = REPO
     GENESIS = GENESIS
-    install_tools = staticmethod(install_tools)
-    new_state = staticmethod(new_state)
-    read_state = staticmethod(read_state)
-    write_state = staticmethod(write_state)
     copy_collectors = staticmethod(copy_collectors)
 
 

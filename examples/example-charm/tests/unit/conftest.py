@@ -1,19 +1,12 @@
 """Fixtures for the charm's ops[testing] (Scenario) tests.
 
-Each test gets a machine of its own in ``tmp_path``, handed to the charm through its two class
-attributes (``testing.subclass``, the pattern of docs/charm-authors.md):
-
-- ``paths``: every path the charm writes, its Harvester's included, under ``tmp_path/machine``;
-- ``systemd``: a ``FakeSystemd`` (from ``dwellir_harvester.charm.testing``) that also knows the
-  unit directory: ``daemon_reload`` loads the unit files the charm wrote (and drops removed ones),
-  and starting, restarting or reloading a unit whose file changed since is recorded as systemd's
-  "changed on disk" warning;
-- ``getent`` and ``useradd`` on ``PATH`` are the stand-ins of ``tests/fakes/hooktools.py`` (a
-  machine without the service user until the charm creates it);
-- the charm runs from ``tmp_path/charm``, which holds a copy of ``collectors/``.
-
-The machine's root holds the harvester's directories where ``Sandbox`` puts them, so
-``machine.sandbox`` reads the Harvester's drop-in and snapshot.
+Each test gets a machine of its own in ``tmp_path``, handed to the charm the way
+docs/charm-authors.md shows (section 7): a ``Sandbox`` (the harvester's directories under
+``tmp_path/machine`` and a ``FakeSystemd``), routed in through the charm's ``harvester_args``
+class attribute with ``testing.subclass``. The sandbox's systemd has the subordinate's
+``dwellir-harvester`` service running, as on a machine where the subordinate is related; a test
+that wants a machine without it uninstalls it. The charm runs from ``tmp_path/charm``, which holds
+a copy of ``collectors/``.
 """
 
 from __future__ import annotations
@@ -25,100 +18,24 @@ from typing import Any
 
 import charm
 import pytest
-import workload
 from ops import testing
 
-from dwellir_harvester.charm.testing import FakeSystemd, Sandbox, subclass
+from dwellir_harvester.charm.testing import Sandbox, subclass
 
 APP = "harvester-example"
-SERVICE = workload.SERVICE
+SERVICE = "dwellir-harvester"  # the subordinate's service, which the Harvester reloads
 MODEL = testing.Model(name="prod", uuid="8ad3c5c2-3a0c-4c47-9f0a-7f4a6c1d2e3f")
 
 
-class MachineSystemd(FakeSystemd):
-    """``FakeSystemd`` plus the unit directory: units exist once their file is loaded."""
-
-    def __init__(self, unit_dir: Path) -> None:
-        super().__init__({})
-        self.unit_dir = unit_dir
-        self.definitions: dict[str, str] = {}
-        self.warnings: list[str] = []
-
-    def _on_disk(self) -> dict[str, str]:
-        if not self.unit_dir.is_dir():
-            return {}
-        return {p.stem: p.read_text() for p in self.unit_dir.glob("*.service")}
-
-    def daemon_reload(self) -> bool:
-        result = super().daemon_reload()
-        on_disk = self._on_disk()
-        for name in list(self.services):
-            if name not in on_disk and self.services[name].state != "active":
-                self.uninstall(name)
-        for name in on_disk:
-            if name not in self.services:
-                self.install(name, "inactive")
-        self.definitions = on_disk
-        return result
-
-    def _fresh(self, name: str) -> None:
-        on_disk = self._on_disk().get(name.removesuffix(".service"))
-        if on_disk is not None and on_disk != self.definitions.get(name.removesuffix(".service")):
-            self.warnings.append(f"{name}: unit file changed on disk; run 'systemctl daemon-reload'")
-
-    def service_start(self, *args: str) -> bool:
-        for name in args:
-            self._fresh(name)
-        return super().service_start(*args)
-
-    def service_restart(self, *args: str) -> bool:
-        for name in args:
-            self._fresh(name)
-        return super().service_restart(*args)
-
-    def service_reload(self, service_name: str, restart_on_failure: bool = False) -> bool:
-        self._fresh(service_name)
-        return super().service_reload(service_name, restart_on_failure)
-
-    def mutations(self) -> list[tuple[Any, ...]]:
-        """The calls that change something (everything but the two queries)."""
-        return [c for c in self.calls if c[0] not in ("service_running", "service_failed")]
-
-
 class Machine:
-    """The unit's machine under ``root``: its paths, its user database and its systemd."""
+    """The unit's machine: the sandbox's paths and systemd, and what a test looks at."""
 
-    def __init__(self, root: Path, state_path: Path, systemd: MachineSystemd, kit: Any) -> None:
+    def __init__(self, root: Path) -> None:
         self.root = root
-        self.paths = workload.Paths(root)
-        self.state_path = state_path
-        self.systemd = systemd
-        self.sandbox = Sandbox(root, systemd=systemd)
-        self._kit = kit
-
-    def state(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._kit.read_state(self.state_path)
-        return result
-
-    @property
-    def users(self) -> dict[str, Any]:
-        result: dict[str, Any] = self.state()["users"]
-        return result
-
-    def tool_calls(self) -> list[list[str]]:
-        result: list[list[str]] = self.state()["calls"]
-        return result
-
-    def fail_useradd(self, message: str) -> None:
-        """Make ``useradd`` fail with ``message``, as it can on a real machine."""
-        state = self.state()
-        state["machine"]["useradd_error"] = message
-        self._kit.write_state(self.state_path, state)
-
-    def add_user(self, name: str, gid: int | None = None) -> None:
-        state = self.state()
-        state["users"][name] = {"uid": 995, "gid": os.getgid() if gid is None else gid, "home": "/", "shell": "/x"}
-        self._kit.write_state(self.state_path, state)
+        self.sandbox = Sandbox(root, services={SERVICE: "active"})
+        self.systemd = self.sandbox.systemd
+        self.dropin = self.sandbox.dropin_path(APP)
+        self.snapshot = self.sandbox.snapshot_path(APP)
 
     def files(self) -> dict[str, tuple[int, int]]:
         """Every file under the root, with what a rewrite changes (inode, mtime)."""
@@ -131,14 +48,8 @@ class Machine:
 
 
 @pytest.fixture
-def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kit: Any) -> Machine:
-    root = tmp_path / "machine"
-    root.mkdir()
-    state_path = tmp_path / "tools.json"
-    kit.write_state(state_path, kit.new_state(root))
-    kit.install_tools(tmp_path / "bin", state_path, ["getent", "useradd"])
-    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
-    return Machine(root, state_path, MachineSystemd(workload.Paths(root).unit_file.parent), kit)
+def machine(tmp_path: Path) -> Machine:
+    return Machine(tmp_path / "machine")
 
 
 @pytest.fixture
@@ -150,8 +61,8 @@ def charm_root(tmp_path: Path, kit: Any) -> Path:
 
 
 def on_machine(machine: Machine) -> type[charm.HarvesterExampleCharm]:
-    """The charm with the machine's paths and systemd (its metadata still found from charmcraft.yaml)."""
-    return subclass(charm.HarvesterExampleCharm, paths=machine.paths, systemd=machine.systemd)
+    """The charm with the machine's Harvester arguments (its metadata still found from charmcraft.yaml)."""
+    return subclass(charm.HarvesterExampleCharm, harvester_args=machine.sandbox.harvester_args())
 
 
 @pytest.fixture

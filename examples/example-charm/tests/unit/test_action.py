@@ -34,9 +34,13 @@ def test_the_default_action_runs_host_the_charms_collectors_and_juju_charm(ctx, 
     assert context["topology"]["unit"] == "harvester-example/0"
 
 
-def test_the_action_needs_no_daemon_and_writes_nothing_but_the_snapshot(ctx, unit, machine, node):
-    run_action(ctx, unit, config={"rpc-url": node.url})
+@pytest.mark.parametrize("subordinate", [True, False])
+def test_the_action_needs_no_daemon_and_writes_nothing_but_the_snapshot(ctx, unit, machine, node, subordinate):
+    if not subordinate:
+        machine.systemd.uninstall(unit.SERVICE)
+    document = run_action(ctx, unit, config={"rpc-url": node.url})
 
+    assert document["collectors"]["polkadot"]["meta"]["status"] == "success"
     assert set(machine.files()) == {"var/lib/dwellir-harvester/charms/harvester-example.json"}
     assert machine.systemd.calls == []
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import charm
 import pytest
-import workload
 import yaml
 from ops import testing
 
@@ -98,38 +97,31 @@ def test_every_option_the_charm_reads_is_declared():
     assert read == set(OPTIONS), (read, set(OPTIONS))
 
 
-@pytest.mark.parametrize(
-    ("option", "kind", "default"),
-    [
-        ("bind-address", "string", "127.0.0.1"),
-        ("port", "int", 18080),
-        ("interval", "int", 300),
-        ("collectors", "string", "host juju-charm"),
-        ("rpc-url", "string", "http://127.0.0.1:9944"),
-    ],
-)
-def test_options_have_a_sensible_type_default_and_description(option, kind, default):
-    spec = OPTIONS[option]
-    assert (spec["type"], spec["default"]) == (kind, default)
+def test_the_only_option_is_the_chain_collectors_rpc_url():
+    """The daemon's options (address, port, interval, collectors, tokens) belong to the subordinate."""
+    assert set(OPTIONS) == {"rpc-url"}
+    spec = OPTIONS["rpc-url"]
+    assert (spec["type"], spec["default"]) == ("string", "http://127.0.0.1:9944")
     assert len(spec["description"]) > 40
 
 
-def test_tokens_come_only_through_a_juju_secret():
-    assert OPTIONS["auth-tokens"]["type"] == "secret"
-    assert "default" not in OPTIONS["auth-tokens"]
-    for name, spec in OPTIONS.items():
-        if name != "auth-tokens":
-            assert spec["type"] != "secret"
-            assert not re.search(r"token|password|secret|key", name), f"{name}: a plain-text credential option"
-
-
 def test_the_defaults_are_a_valid_config():
-    defaults = {name: spec["default"] for name, spec in OPTIONS.items() if "default" in spec}
-    registry = load_collectors([CHARM_DIR / "collectors"], env=False)
-    settings = workload.parse_config(defaults, registry, charm.OWN_COLLECTORS)
-    assert settings.problems == ()
-    assert settings.rpc_problem is None
-    assert settings.collectors == ("host", "juju-charm")
+    assert charm.rpc_url_problem(OPTIONS["rpc-url"]["default"]) is None
+
+
+def test_a_principal_that_says_how_to_run_the_daemon():
+    assert not CHARMCRAFT.get("subordinate", False)
+    for key in ("requires", "provides", "peers"):  # juju-info is implicit: every charm provides it
+        assert key not in CHARMCRAFT
+    assert "dwellir-harvester" in CHARMCRAFT["description"]
+    assert "juju integrate harvester-example dwellir-harvester" in CHARMCRAFT["description"]
+    readme = (CHARM_DIR / "README.md").read_text()
+    for command in (
+        "juju deploy ./harvester-example_amd64.charm",
+        "juju deploy ./dwellir-harvester_amd64.charm",
+        "juju integrate harvester-example dwellir-harvester",
+    ):
+        assert command in readme
 
 
 def test_the_charm_ships_the_two_collectors_it_names():
