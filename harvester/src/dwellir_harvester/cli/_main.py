@@ -408,7 +408,7 @@ def _workers(settings: Settings, prestarted: Prestarted | None = None) -> Iterat
 
 def _report(problems: list[Problem]) -> None:
     for problem in problems:
-        logger.warning("left out: %s: %s", problem["where"], problem["problem"])
+        logger.warning("%s: %s", problem["where"], problem["problem"])  # the problem says "left out"
 
 
 def cmd_collect(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:

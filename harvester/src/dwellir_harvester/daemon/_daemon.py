@@ -116,7 +116,7 @@ def prepare(
             pool.close()
         raise
     for left_out in configured.problems:
-        logger.warning("left out: %s: %s", left_out["where"], left_out["problem"])
+        logger.warning("%s: %s", left_out["where"], left_out["problem"])  # the problem says "left out"
     return Plan(configured.settings, configured.registry, configured.names, auth, output, pool, configured.problems)
 
 
