@@ -171,9 +171,9 @@ def on_machine(machine: Machine, sub: Any) -> Any:
     return subclass(sub.charm.DwellirHarvesterCharm, paths=machine.paths, systemd=machine.systemd)
 
 
-def context(machine: Machine, sub: Any, charm_root: Path, unit_id: int = 0) -> testing.Context[Any]:
-    """The charm in Scenario on ``machine``, as unit ``unit_id`` of the application."""
-    return testing.Context(on_machine(machine, sub), charm_root=charm_root, app_name=APP, unit_id=unit_id)
+def context(machine: Machine, sub: Any, charm_root: Path, unit_id: int = 0, app: str = APP) -> testing.Context[Any]:
+    """The charm in Scenario on ``machine``, as unit ``unit_id`` of the application ``app``."""
+    return testing.Context(on_machine(machine, sub), charm_root=charm_root, app_name=app, unit_id=unit_id)
 
 
 @pytest.fixture
