@@ -122,11 +122,16 @@ class Machine:
                 found[os.path.relpath(os.path.join(dirpath, name), self.root)] = (st.st_ino, st.st_mtime_ns)
         return found
 
-    def add_principal(self, app: str, collectors: dict[str, str], **dropin: Any) -> Path:
-        """A principal's plugin dir (``name: body of collect()``) and its drop-in, as its Harvester writes them."""
-        plugins = self.root / "var" / "lib" / "juju" / "charms" / app / "collectors"
-        plugins.mkdir(parents=True, exist_ok=True)
-        for name, body in collectors.items():
+    def add_principal(self, app: str, plugins: dict[str, str], options: str = "", **dropin: Any) -> Path:
+        """A principal's plugin dir and its drop-in, as its Harvester writes them.
+
+        ``plugins`` maps each collector name to the body of its ``collect()``; ``options`` are the
+        keyword arguments of every collector's constructor (``rpc_url=''``); ``dropin`` adds or
+        replaces keys of the drop-in.
+        """
+        directory = self.root / "var" / "lib" / "juju" / "charms" / app / "collectors"
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, body in plugins.items():
             source = textwrap.dedent(
                 f"""\
                 from dwellir_harvester.lib import CollectorFailedError, CollectorPartialError, GenericCollector
@@ -136,13 +141,17 @@ class Machine:
                     NAME = {name!r}
                     VERSION = "1.0.0"
 
+                    def __init__(self, {options}):
+                        pass
+
                     def collect(self):
                         {body}
                 """
             )
-            (plugins / f"{name.replace('-', '_')}.py").write_text(source, encoding="utf-8")
+            (directory / f"{name.replace('-', '_')}.py").write_text(source, encoding="utf-8")
         self.paths.config_dir.mkdir(parents=True, exist_ok=True)
-        content = {"collectors": list(collectors), "collector_paths": [str(plugins)], **dropin}
+        content = {"collectors": list(plugins), "collector_paths": [str(directory)]}
+        content.update(dropin)
         path = self.paths.config_dir / f"{app}.yaml"
         path.write_text(yaml.safe_dump(content), encoding="utf-8")
         return path
