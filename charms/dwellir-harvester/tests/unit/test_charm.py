@@ -475,3 +475,16 @@ def test_remove_before_install_is_harmless(run, machine, unit):
 
     assert machine.systemd.mutations() == []
     assert machine.files() == {}
+
+
+def test_an_exclude_takes_effect_once_a_principal_provides_the_collector(run, machine, unit):
+    relation = testing.SubordinateRelation("juju-info", remote_app_name="my-node")
+    out = installed(run, machine, unit, config={"exclude-collectors": "peers"}, relations={relation})
+    assert "exclude" not in yaml.safe_load(machine.paths.main_config.read_text())  # nothing provides it yet
+
+    machine.add_principal("my-node", {"peers": "return {}", "height": "return {}"})
+    out = run("relation_changed", out, relation)
+
+    assert yaml.safe_load(machine.paths.main_config.read_text())["exclude"] == ["peers"]
+    assert machine.systemd.mutations() == [("service_reload", SERVICE)]
+    assert out.unit_status.message.startswith("serving 4 collectors (from charms my-node)")
