@@ -83,12 +83,26 @@ def redacted(text: str) -> str:
     """Return ``text`` (an error message) as one bounded line with the secrets it may quote redacted.
 
     Only a bounded prefix is scanned: what is shown is at most ``MAX_MESSAGE`` characters anyway.
+
+    Args:
+        text: the message, possibly several lines, possibly quoting a URL with credentials.
+
+    Returns:
+        One line of at most ``MAX_MESSAGE`` characters.
     """
     return one_line(redact_text(text[: 2 * MAX_MESSAGE]))
 
 
 def failed(message: str, logs: Sequence[str] = ()) -> ActionOutcome:
-    """Return an outcome that fails the action with ``message`` (made one bounded line, secrets redacted)."""
+    """Return an outcome that fails the action with ``message`` (made one bounded line, secrets redacted).
+
+    Args:
+        message: why the action failed.
+        logs: the lines logged so far, kept in the outcome.
+
+    Returns:
+        An outcome without results.
+    """
     return ActionOutcome(None, tuple(logs), redacted(message))
 
 
@@ -223,6 +237,15 @@ def deliver(outcome: ActionOutcome, directory: Path, unit: str) -> ActionOutcome
     Juju passes each result as one ``action-set key=value`` argument, limited by Linux to
     ``MAX_ARG_BYTES``; a larger ``output`` is written by ``write_result_file`` and named by
     ``output-file`` instead.
+
+    Args:
+        outcome: what the action reports; only its ``output`` result is looked at.
+        directory: where a document too large for the results goes (created 0700).
+        unit: the unit's name (``app/0``), which names the file.
+
+    Returns:
+        The outcome as it is, or with ``output-file`` instead of ``output``, or failed when the
+        file cannot be written.
     """
     results = outcome.results
     if results is None or fits_in_result("output", results["output"]):
@@ -258,7 +281,12 @@ def live_charm_spec(app: str, snapshot: Mapping[str, Any]) -> CollectorSpec:
 
 
 def fits_in_result(key: str, value: str) -> bool:
-    """Whether ``action-set key=value`` stays within one argument's limit (MAX_ARG_STRLEN)."""
+    """Return whether ``action-set key=value`` stays within one argument's limit (MAX_ARG_STRLEN).
+
+    Args:
+        key: the result's key.
+        value: the result's value.
+    """
     return len(f"{key}={value}".encode()) + 1 <= MAX_ARG_BYTES
 
 
@@ -267,6 +295,17 @@ def write_result_file(directory: Path, unit: str, text: str) -> Path:
 
     The file is named after the unit and the time; older files of the same unit beyond the newest
     ``KEEP_RESULT_FILES`` are removed.
+
+    Args:
+        directory: the results directory.
+        unit: the unit's name (``app/0``).
+        text: what to write.
+
+    Returns:
+        The file's path.
+
+    Raises:
+        OSError: the directory or the file cannot be written.
     """
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     st = directory.stat()
@@ -291,7 +330,13 @@ def result_files(directory: Path, unit: str) -> list[Path]:
 
 
 def prune_result_files(directory: Path, unit: str, keep: int) -> None:
-    """Remove this unit's result files but the newest ``keep``."""
+    """Remove this unit's result files but the newest ``keep``.
+
+    Args:
+        directory: the results directory (a missing one holds none).
+        unit: the unit's name (``app/0``).
+        keep: how many of the newest to keep (0: all go, as on remove).
+    """
     found = result_files(directory, unit)
     for old in found[: max(0, len(found) - keep)]:
         files.remove(old)
