@@ -136,7 +136,7 @@ class Whole:
     Attributes:
         machine: the kit's machine.
         node: the example charm's unit (``harvester-example/0``), once deployed.
-        harvester: the subordinate's unit (``dwellir-harvester/0``), once deployed.
+        harvester: the subordinate's first unit (``dwellir-harvester/0``), once deployed.
         port: the daemon's port.
         token: the daemon's bearer token (from the ``auth-tokens`` secret).
     """
@@ -149,6 +149,7 @@ class Whole:
         self.token = "tok-" + "5f0c1e9a7b3d4c2e8f6a9b0c1d2e3f4a"
         self.node: Unit | None = None
         self.harvester: Unit | None = None
+        self.secret: str | None = None
 
     def deploy_node(self) -> Unit:
         """``juju deploy`` the example charm (its venv with the test-only package) with ``rpc-url`` set."""
@@ -160,15 +161,20 @@ class Whole:
         self.node = node
         return node
 
-    def deploy_harvester(self) -> Unit:
-        """``juju deploy`` the subordinate (interval 1 s, a free port, the token secret), ``juju integrate``."""
-        assert self.node is not None
-        harvester = self.machine.deploy(SUBORDINATE, principal=self.node)
-        secret = harvester.add_secret({"tokens": self.token})
-        harvester.config(port=self.port, interval=1, auth_tokens=secret)
+    def deploy_harvester(self, principal: Unit | None = None) -> Unit:
+        """The subordinate's unit next to ``principal`` (default: the example's), related to it as Juju does.
+
+        The application's config: interval 1 s, a free port, the token secret (added once).
+        """
+        principal = principal or self.node
+        assert principal is not None
+        harvester = self.machine.deploy(SUBORDINATE, principal=principal)
+        if self.secret is None:
+            self.secret = harvester.add_secret({"tokens": self.token})
+        harvester.config(port=self.port, interval=1, auth_tokens=self.secret)
         harvester.deploy()
-        harvester.relate(self.node, "juju-info")
-        self.harvester = harvester
+        harvester.relate(principal, "juju-info")
+        self.harvester = self.harvester or harvester
         return harvester
 
     def journal(self) -> str:

@@ -196,3 +196,61 @@ def test_the_example_charms_collectors_from_deploy_to_remove(whole):
     assert not hooktools.alive(pid)  # ... is gone
     assert SERVICE not in machine.state()["systemd"]["units"]
     assert machine.files() == {}
+
+
+def test_a_bad_dropin_and_a_second_principal_that_goes(whole, tmp_path):
+    machine = whole.machine
+    other_charm = tmp_path / "other-node"
+    (other_charm / "src").mkdir(parents=True)
+    (other_charm / "collectors").mkdir()
+    (other_charm / "charmcraft.yaml").write_text(OTHER_CHARMCRAFT)
+    (other_charm / "src" / "charm.py").write_text(OTHER_CHARM)
+    (other_charm / "collectors" / "other_facts.py").write_text(OTHER_COLLECTOR)
+    other = machine.deploy(other_charm)
+    other.deploy()
+    bad = machine.path("/etc/dwellir-harvester/config.d/zz-by-hand.yaml")
+    bad.write_text(BAD_DROPIN)
+    bad.chmod(0o644)
+
+    # 5. The daemon starts with a bad drop-in beside the good one, and serves the good one's collectors;
+    # the owner of the machine is blocked, naming the file; the second unit stands by.
+    harvester = whole.deploy_harvester(other)
+    [pid] = machine.daemon_pids()
+    document = whole.wait_for("other-facts ran", lambda d: "other-facts" in d["collectors"])
+    assert statuses(document) == {
+        "host": "success",
+        "juju": "success",
+        "juju-charm": "success",
+        "other-facts": "success",
+    }
+    [problem] = document["harvester"]["problems"]
+    assert problem["where"] == str(bad)
+    node = whole.deploy_node()
+    standby = whole.deploy_harvester(node)
+    assert standby.status() == ("active", "standing by: dwellir-harvester/0 runs the harvester on this machine")
+    document = whole.wait_for("the example's collectors ran too", lambda d: set(d["collectors"]) >= EXAMPLES)
+    assert set(statuses(document).values()) == {"success"}
+    assert len(statuses(document)) == 7
+    harvester.hook("update-status")
+    status, message = harvester.status()
+    assert status == "blocked"
+    assert message.startswith(f"{bad}: left out: "), message
+    assert "\n" not in message
+
+    # 6. The principal goes (its subordinate unit first, which stood by): its Harvester removes its
+    # drop-in and reloads the daemon, whose next document no longer has its collectors.
+    before = document["harvester"]["collection_time"]
+    node.remove()
+    document = whole.wait_for(
+        "the example's collectors are gone", lambda d: not set(d["collectors"]) & EXAMPLES, after=before
+    )
+    assert statuses(document) == {
+        "host": "success",
+        "juju": "success",
+        "juju-charm": "success",
+        "other-facts": "success",
+    }
+    assert list(document["collectors"]["juju-charm"]["data"]["applications"]) == ["other-node"]
+    known = machine.state()["systemd"]["units"][SERVICE]
+    assert (machine.daemon_pids(), known["pid"], known["state"]) == ([pid], pid, "active")
+    assert not machine.path(DROPIN).exists()
