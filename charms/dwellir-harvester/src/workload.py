@@ -481,9 +481,10 @@ def render_config(settings: Settings, paths: Paths, exclude: Sequence[str], *, a
     """Return the main config ``/etc/dwellir-harvester/config.yaml``, in the runner's config format.
 
     Paths the daemon must agree on with the charm are written out even where they are the
-    runner's defaults: the output file, the token file, and the snapshot dir the principals'
-    Harvester objects write. ``auth`` is ``required`` with tokens and ``optional`` without, so
-    that unsetting the secret turns auth off on a reload (the daemon refuses that otherwise).
+    runner's defaults: the output file, the token file, the Juju agents dir the ``juju``
+    collector reads and the snapshot dir the principals' Harvester objects write. ``auth`` is
+    ``required`` with tokens and ``optional`` without, so that unsetting the secret turns auth
+    off on a reload (the daemon refuses that otherwise).
 
     Args:
         settings: the checked config.
@@ -499,7 +500,10 @@ def render_config(settings: Settings, paths: Paths, exclude: Sequence[str], *, a
     }
     if exclude:
         data["exclude"] = list(exclude)
-    data["collector_options"] = {"juju-charm": {"snapshot_dir": str(paths.snapshot_dir)}}
+    data["collector_options"] = {
+        "juju": {"agents_dir": str(paths.agents_dir)},
+        "juju-charm": {"snapshot_dir": str(paths.snapshot_dir)},
+    }
     data["output"] = str(paths.output)
     data["worker_memory_mb"] = settings.worker_memory_mb
     data["log_level"] = settings.log_level

@@ -130,6 +130,8 @@ def test_the_example_charms_collectors_from_deploy_to_remove(whole):
     assert collectors["polkadot"]["data"]["health"]["peers"] == 42
     assert collectors["polkadot"]["data"]["blockchain"]["blockchain_network_name"] == "Polkadot"
     assert collectors["unit-facts"]["data"]["unit"] == "harvester-example/0"
+    # The juju collector looked at this machine's agents dir, not the host's (no agent.conf there).
+    assert str(machine.path("/var/lib/juju/agents")) in collectors["juju"]["data"]["note"]
     assert collectors["unit-facts"]["data"]["config"] == {"rpc-url": whole.polkadot.url}
     topology = collectors["juju-charm"]["data"]["applications"]["harvester-example"]["topology"]
     assert (topology["unit"], topology["leader"]) == ("harvester-example/0", True)

@@ -92,6 +92,7 @@ def test_the_main_config_is_what_the_runner_loads_with_the_principals_dropins(ru
     assert (settings.worker_memory_mb, settings.log_level) == (256, "DEBUG")
     assert settings.output == str(machine.paths.output)
     assert settings.collector_options["juju-charm"] == {"snapshot_dir": str(machine.paths.snapshot_dir)}
+    assert settings.collector_options["juju"] == {"agents_dir": str(machine.paths.agents_dir)}  # not the host's
     assert settings.auth == "optional" and settings.auth_token_file is None
 
 
