@@ -172,12 +172,13 @@ def _name_sinks(settings: Settings) -> None:
     """Name each sink (its type, or ``<type>-<n>`` when several share it); a drop-in's duplicate is left out."""
     by_type: dict[str, int] = {}
     for sink in settings.sinks:
-        by_type[sink.type] = by_type.get(sink.type, 0) + 1
+        if not sink.name:
+            by_type[sink.type] = by_type.get(sink.type, 0) + 1
     seen: dict[str, str] = {}
     counts: dict[str, int] = {}
     named: list[SinkSpec] = []
     for sink in settings.sinks:
-        counts[sink.type] = counts.get(sink.type, 0) + 1
+        counts[sink.type] = counts.get(sink.type, 0) + (0 if sink.name else 1)
         name = sink.name or (sink.type if by_type[sink.type] == 1 else f"{sink.type}-{counts[sink.type]}")
         if name in seen:
             problem = f"a sink named {name!r} is already configured in {seen[name]}; name this one differently"
