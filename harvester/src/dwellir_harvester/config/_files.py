@@ -109,9 +109,9 @@ def _explain(error: Any, schema: Mapping[str, Any]) -> tuple[str, str]:
         return path, f"must match {error.validator_value}, {got}"
     if error.validator == "additionalProperties":
         extra = sorted(one_line(k, 80) for k in error.instance if k not in error.schema.get("properties", {}))
-        known = ", ".join(sorted(error.schema.get("properties", {})))
+        accepted = ", ".join(sorted(error.schema.get("properties", {})))
         hint = "; a plugin sink's settings go under 'options'" if parts and parts[0] == "sinks" else ""
-        return f"{path}.{extra[0] if extra else '?'}", f"unknown key (known: {known}){hint}"
+        return f"{path}.{extra[0] if extra else '?'}", f"unknown key (known: {accepted}){hint}"
     return path, f"{error.validator} check failed, {got}"
 
 
