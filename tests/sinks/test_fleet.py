@@ -112,18 +112,9 @@ def test_fleet_from_a_directory_of_1000_nodes_with_hostile_objects(run_cli, tmp_
     lines = table.stdout.splitlines()
     assert lines[0].split()[:3] == ["HOST", "MODEL/UNIT", "CHAIN"]
     [row] = [line for line in lines if line.startswith("host-8 ")]
-    assert row.split() == [
-        "host-8",
-        "model-1/unit-8",
-        "1",
-        "mainnet",
-        "geth",
-        "1.14.0",
-        "21000008",
-        "synced",
-        "10s",
-        "ok",
-    ]
+    cells = row.split()
+    assert cells[:8] == ["host-8", "model-1/unit-8", "1", "mainnet", "geth", "1.14.0", "21000008", "synced"]
+    assert cells[8].endswith("s") and cells[9] == "ok"
     assert any(line.startswith("versions differ on ethereum 1 mainnet: geth 1.13.0 on 1 node(s)") for line in lines)
     assert any("UNREADABLE: not JSON" in line for line in lines)
 
