@@ -180,6 +180,9 @@ class Daemon:
     def sink(self, metric: str, sink: str) -> float:
         return self.metrics().get((f"dwellir_harvester_sink_{metric}", (("sink", sink),)), 0.0)
 
+    def count_reloads(self) -> float:
+        return self.metrics().get(("dwellir_harvester_config_reloads_total", (("result", "ok"),)), 0.0)
+
     def wait(self, predicate: Callable[[], Any], timeout: float = 20, what: str = "condition") -> Any:
         return wait_until(predicate, timeout, what, lambda: self.log)
 

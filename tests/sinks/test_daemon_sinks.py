@@ -244,3 +244,65 @@ def test_a_credentials_file_others_can_read_is_refused(run_cli, tmp_path):
     assert result.returncode == 2, result
     assert "credentials file is readable by every user" in result.stderr and str(secret_file) in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and SECRET_KEY not in result.stderr
+
+
+def test_the_spool_survives_a_daemon_restart(start_daemon, own_moto, ticker, tmp_path):
+    server = own_moto()
+    server.stop()  # down from the start
+    spool = tmp_path / "spool" / "s3"
+    config = {
+        "collectors": ["ticker"],
+        "collector_paths": [str(ticker)],
+        "spool_dir": str(tmp_path / "spool"),
+        "sinks": [
+            {
+                "type": "s3",
+                "endpoint_url": server.url,
+                "bucket": "kept",
+                "region": "us-east-1",
+                "retry_initial": 0.1,
+                "retry_max": 0.3,
+                "timeout": 2,
+            }
+        ],
+    }
+    env = {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
+    first = start_daemon(config, env)
+    first.wait(lambda: len(list(spool.glob("*.json"))) >= 2, 30, "two spooled documents")
+    assert first.stop() == 0
+    times = [json.loads(p.read_text())["harvester"]["collection_time"] for p in sorted(spool.glob("*.json"))]
+    server.start()
+    server.bucket("kept")
+    second = start_daemon(config, env)
+    node = os.uname().nodename
+    second.wait(
+        lambda: all(f"{node}/history/{t}.json" in server.objects("kept") for t in times),
+        30,
+        "the documents spooled before the restart",
+    )
+    assert "left in the spool" in second.log
+    assert second.stop() == 0
+
+
+def test_a_reload_with_other_sinks_swaps_them_and_keeps_the_same_ones(start_daemon, tmp_path):
+    import signal
+
+    spool = str(tmp_path / "spool")
+    daemon = start_daemon(
+        {"collectors": ["null"], "spool_dir": spool, "sinks": [{"type": "file", "directory": str(tmp_path / "a")}]}
+    )
+    daemon.wait(lambda: daemon.sink("sent_total", "file") >= 1, what="a delivery to a")
+    config = tmp_path / "config.yaml"
+    data = json.loads(config.read_text())
+    data["sinks"] = [{"type": "file", "directory": str(tmp_path / "b"), "name": "bee"}]
+    config.write_text(json.dumps(data))
+    daemon.proc.send_signal(signal.SIGHUP)
+    daemon.wait(lambda: daemon.sink("sent_total", "bee") >= 1, what="a delivery to b")
+    assert ("dwellir_harvester_sink_sent_total", (("sink", "file"),)) not in daemon.metrics()
+    assert list((tmp_path / "b").rglob("latest.json"))
+    sent = daemon.sink("sent_total", "bee")
+    daemon.proc.send_signal(signal.SIGHUP)  # the same sinks: the same sender, its counts go on
+    daemon.wait(lambda: daemon.count_reloads() >= 2, what="the second reload")
+    daemon.wait(lambda: daemon.sink("sent_total", "bee") > sent, what="another delivery")
+    assert daemon.log.count("sink bee: sending to") == 2  # built by each reload, only the first one's used
+    assert daemon.stop() == 0

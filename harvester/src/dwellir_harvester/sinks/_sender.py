@@ -87,6 +87,11 @@ class Sender:
 
     def start(self) -> None:
         """Start the sender thread (it drains what an earlier run left in the spool first)."""
+        try:
+            self.spool.rescan()  # a sender this one replaces may have spooled since the spool was opened
+        except OSError as err:
+            logger.error("sink %s: cannot list the spool %s: %s", self.name, self.spool.directory, err.strerror or err)
+        self._refresh()
         if len(self.spool):
             logger.info("sink %s: %d document(s) left in the spool; sending them first", self.name, len(self.spool))
         self._thread.start()

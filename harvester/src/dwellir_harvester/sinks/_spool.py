@@ -54,19 +54,31 @@ class Spool:
         st = os.stat(directory)
         if stat.S_IMODE(st.st_mode) & 0o077:
             os.chmod(directory, 0o700)
+        self._entries: deque[SpoolEntry] = deque()
+        self._bytes = 0
+        self._last_ns = 0
+        self.rescan()
+
+    def rescan(self) -> None:
+        """List the directory again (another sender of the same sink may have spooled meanwhile).
+
+        Raises:
+            OSError: the directory cannot be listed.
+        """
         entries = []
-        for name in os.listdir(directory):
+        for name in os.listdir(self.directory):
             match = _NAME.match(name)
             if not match:
                 continue
             try:
-                size = os.stat(os.path.join(directory, name)).st_size
+                size = os.stat(os.path.join(self.directory, name)).st_size
             except OSError:
                 continue
             entries.append(SpoolEntry(name, size, int(match["ns"]) / 1e9))
-        self._entries: deque[SpoolEntry] = deque(sorted(entries))
-        self._bytes = sum(e.size for e in self._entries)
-        self._last_ns = int(self._entries[-1].name[:20]) if self._entries else 0
+        with self._lock:
+            self._entries = deque(sorted(entries))
+            self._bytes = sum(e.size for e in self._entries)
+            self._last_ns = max(self._last_ns, int(self._entries[-1].name[:20]) if self._entries else 0)
 
     def __len__(self) -> int:
         return len(self._entries)
