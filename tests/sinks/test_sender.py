@@ -148,3 +148,16 @@ def test_s3_sink_without_credentials_file_uses_the_environment_and_never_shows_t
     assert "envsecret" not in repr(sink.credentials) and "AKIAENV" not in repr(sink.credentials)
     message = sink.explain(RuntimeError("echo AKIAENV envsecret"), "PUT k")
     assert "AKIAENV" not in message and "envsecret" not in message and "127.0.0.1:9" in message
+
+
+def test_a_document_handed_to_a_stopped_sender_is_spooled_for_the_next(tmp_path):
+    sink = Recording()
+    old = Sender("s", sink, Spool(str(tmp_path / "s"), 10, 10**6))
+    new = Sender("s", sink, Spool(str(tmp_path / "s"), 10, 10**6))  # made (by a reload) before the old one stops
+    old.start()
+    old.stop()
+    old.submit(doc(7))  # a harvest that still held the old sender
+    new.start()
+    wait_until(lambda: new.stats.sent == 1, 10, "the late document")
+    assert json.loads(sink.stored[-1][1])["collectors"]["t"]["data"]["n"] == 7
+    new.stop()

@@ -104,6 +104,8 @@ class Sender:
                 self._incoming.popleft()
                 self.stats.dropped += 1
                 logger.warning("sink %s: dropped the oldest pending document (the spool cannot keep up)", self.name)
+        if self._stopping:  # handed over while a reload swapped the sinks: spooled here, sent by the next sender
+            self._spool_incoming()
         self._wake.set()
 
     def request_stop(self) -> None:
