@@ -161,3 +161,31 @@ def test_a_document_handed_to_a_stopped_sender_is_spooled_for_the_next(tmp_path)
     wait_until(lambda: new.stats.sent == 1, 10, "the late document")
     assert json.loads(sink.stored[-1][1])["collectors"]["t"]["data"]["n"] == 7
     new.stop()
+
+
+def test_rotated_credentials_make_a_reload_build_a_new_sink(tmp_path):
+    from dwellir_harvester.config import load_settings
+    from dwellir_harvester.sinks import build_sinks
+
+    creds = tmp_path / "s3.yaml"
+    creds.write_text("access_key_id: AKIAOLD\nsecret_access_key: old\n")
+    creds.chmod(0o600)
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "spool_dir": str(tmp_path / "spool"),
+                "sinks": [
+                    {"type": "s3", "bucket": "bbb", "endpoint_url": "http://127.0.0.1:9", "credentials_file": "s3.yaml"}
+                ],
+            }
+        )
+    )
+    first = build_sinks(load_settings({"config": str(config)}), {})
+    same = build_sinks(load_settings({"config": str(config)}), {})
+    creds.write_text("access_key_id: AKIANEW\nsecret_access_key: new\n")
+    rotated = build_sinks(load_settings({"config": str(config)}), {})
+    assert first.key == same.key and rotated.key != first.key
+    assert "new" not in repr(rotated.key) and "AKIANEW" not in repr(rotated.key)
+    for sinks in (first, same, rotated):
+        sinks.stop(0)

@@ -67,7 +67,10 @@ def build_sink(spec: SinkSpec, environ: Mapping[str, str], types: Mapping[str, A
     Raises:
         ConfigError: naming the file and the sink when it cannot be made.
     """
-    cls = load_sink_type(spec.type, types)
+    try:
+        cls = load_sink_type(spec.type, types)
+    except ConfigError as err:
+        raise ConfigError(f"sink {spec.name}: {err.message}", file=spec.origin, key="sinks") from None
     options = spec.settings.get("options", {})
     if cls.from_settings.__func__ is Sink.from_settings.__func__:  # type: ignore[attr-defined]
         import inspect
@@ -132,6 +135,22 @@ class SinkSet:
             sender.stop(max(0.0, deadline - time.monotonic()))
 
 
+def _credentials_digest(spec: SinkSpec) -> str:
+    """A hash of the sink's credentials file, so that a reload after rotating it makes a new sink."""
+    import hashlib
+
+    from dwellir_harvester.lib.files import read_bytes
+
+    path = spec.settings.get("credentials_file")
+    if not path:
+        return ""
+    try:
+        data = read_bytes(path, 64 * 1024) or b""
+    except (OSError, ValueError):
+        data = b""
+    return hashlib.sha256(data).hexdigest()
+
+
 def build_sinks(
     settings: Settings,
     environ: Mapping[str, str] | None = None,
@@ -145,7 +164,7 @@ def build_sinks(
     """
     environ = os.environ if environ is None else environ
     key = (
-        tuple((s.name, s.type, repr(sorted(s.settings.items()))) for s in settings.sinks),
+        tuple((s.name, s.type, repr(sorted(s.settings.items())), _credentials_digest(s)) for s in settings.sinks),
         settings.spool_dir,
         settings.spool_max_documents,
         settings.spool_max_bytes,
