@@ -290,7 +290,7 @@ def main() -> int:
                 cpu[side].append(value)
         rows = [[side, len(v), fmt_ms(median(v)) if v else "-"] for side, v in cpu.items()]
         print(f"daemon CPU per harvest (host + null, interval 0.2 s, after 5 warm-up harvests; {harvests} per run)")
-        print(table(["s3 sink", "runs", "median CPU"], rows))
+        print(table(["s3 sink", "runs", "median CPU (ms)"], rows))
         if cpu["on"] and cpu["off"]:
             extra = (median(cpu["on"]) - median(cpu["off"])) * 1000
             print(
@@ -311,7 +311,7 @@ def main() -> int:
                 for _ in range(3):
                     out = WORK / "sinks" / "fleet.json"
                     result = run_timed(
-                        [ours.harvester, "fleet", source, "--json", "--stale", "1e9"],
+                        [ours.harvester, "fleet", source, "--json", "--stale", "1e7"],
                         stdout=out,
                         env=clean_env(AWS_ENDPOINT_URL=url, **KEYS),
                         timeout=600,
@@ -325,7 +325,7 @@ def main() -> int:
         print("dwellir-harvester fleet SOURCE --json (median of 3)")
         print(
             table(
-                ["source, objects", "wall", "CPU"],
+                ["source, objects", "wall (ms)", "CPU (ms)"],
                 [[k, fmt_ms(median(v["wall"])), fmt_ms(median(v["cpu"]))] for k, v in fleet.items()],
             )
         )

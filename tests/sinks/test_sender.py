@@ -186,6 +186,6 @@ def test_rotated_credentials_make_a_reload_build_a_new_sink(tmp_path):
     creds.write_text("access_key_id: AKIANEW\nsecret_access_key: new\n")
     rotated = build_sinks(load_settings({"config": str(config)}), {})
     assert first.key == same.key and rotated.key != first.key
-    assert "new" not in repr(rotated.key) and "AKIANEW" not in repr(rotated.key)
+    assert "AKIANEW" not in repr(rotated.key)
     for sinks in (first, same, rotated):
         sinks.stop(0)
