@@ -31,6 +31,8 @@ MAX_NODES = 100_000
 MAX_OBJECT_BYTES = 8 * 1024 * 1024
 #: Parallel reads.
 WORKERS = 16
+#: How deep nodes are looked for under the prefix (``<model-uuid>/<unit>`` is two levels).
+MAX_LEVELS = 4
 #: The longest value shown in a column.
 MAX_FIELD = 120
 LATEST = "latest.json"
@@ -191,17 +193,9 @@ def _s3_source(url: str, settings: Settings, environ: Mapping[str, str]) -> Sour
     sink = S3Sink.from_settings(configured.settings if configured else {"bucket": bucket}, environ)
     from dwellir_harvester.sinks import SinkError
 
-    nodes: list[str] = []
-    truncated = False
     base = f"{prefix}/" if prefix else ""
     try:
-        for key in sink.keys(base):
-            if not key.endswith(f"/{LATEST}") or "/history/" in key[len(base) :]:
-                continue
-            if len(nodes) >= MAX_NODES:
-                truncated = True
-                break
-            nodes.append(key[len(base) : -len(LATEST) - 1])
+        nodes, truncated = _walk_s3(sink, base)
     except SinkError as err:
         raise UsageError(f"cannot list {url}: {err}") from None
 
@@ -209,6 +203,31 @@ def _s3_source(url: str, settings: Settings, environ: Mapping[str, str]) -> Sour
         return sink.get(f"{base}{node}/{LATEST}", MAX_OBJECT_BYTES)
 
     return Source(sorted(nodes), read, truncated)
+
+
+def _walk_s3(sink: Any, base: str) -> tuple[list[str], bool]:
+    """The nodes under ``base``: each "directory" holding a ``latest.json``, found level by level.
+
+    Listing with a delimiter, in parallel per level, never pages through the history objects
+    (hundreds per node and day): the calls are one per directory, down to ``MAX_LEVELS`` levels.
+    """
+    nodes: list[str] = []
+    level = [base]
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        for _ in range(MAX_LEVELS):
+            if not level:
+                break
+            below: list[str] = []
+            for prefix, (dirs, keys) in zip(level, pool.map(sink.children, level), strict=True):
+                if f"{prefix}{LATEST}" in keys and prefix != base:
+                    nodes.append(prefix[len(base) : -1])
+                below.extend(d for d in dirs if d.rstrip("/").rsplit("/", 1)[-1] != "history")
+                if len(nodes) >= MAX_NODES:
+                    return sorted(nodes[:MAX_NODES]), True
+                if len(below) > MAX_NODES * 2:
+                    return sorted(nodes), True
+            level = below
+    return sorted(nodes), False
 
 
 def read_fleet(source: Source, now: float, workers: int = WORKERS) -> list[Node]:

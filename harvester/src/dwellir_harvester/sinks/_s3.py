@@ -203,6 +203,24 @@ class S3Sink(Sink):
         except Exception as err:  # noqa: BLE001 - as in send
             raise SinkError(self.explain(err, f"listing {prefix or '/'}")) from None
 
+    def children(self, prefix: str) -> tuple[list[str], list[str]]:
+        """The "directories" (common prefixes, ending in ``/``) and the keys right under ``prefix``.
+
+        Raises:
+            SinkError: the listing failed.
+        """
+        dirs: list[str] = []
+        keys: list[str] = []
+        try:
+            for item in self.client.list_objects(self.bucket, prefix=prefix, recursive=False):
+                name = item.object_name
+                if name is None:
+                    continue
+                (dirs if item.is_dir else keys).append(name)
+        except Exception as err:  # noqa: BLE001 - as in send
+            raise SinkError(self.explain(err, f"listing {prefix or '/'}")) from None
+        return dirs, keys
+
     def get(self, key: str, limit: int) -> bytes:
         """The object at ``key``, at most ``limit`` bytes.
 
