@@ -306,3 +306,38 @@ def test_a_reload_with_other_sinks_swaps_them_and_keeps_the_same_ones(start_daem
     daemon.wait(lambda: daemon.sink("sent_total", "bee") > sent, what="another delivery")
     assert daemon.log.count("sink bee: sending to") == 2  # built by each reload, only the first one's used
     assert daemon.stop() == 0
+
+
+def test_a_hung_endpoint_never_delays_a_harvest_or_the_http_endpoints(start_daemon, ticker, tmp_path):
+    import socket
+    import time
+
+    hung = socket.socket()  # accepts connections (the kernel's backlog) and never answers
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(16)
+    try:
+        daemon = start_daemon(
+            {
+                "collectors": ["ticker"],
+                "collector_paths": [str(ticker)],
+                "spool_dir": str(tmp_path / "spool"),
+                "sinks": [
+                    {
+                        "type": "s3",
+                        "endpoint_url": f"http://127.0.0.1:{hung.getsockname()[1]}",
+                        "bucket": "bbb",
+                        "region": "us-east-1",
+                        "timeout": 600,
+                    }
+                ],
+            },
+            {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY},
+        )
+        daemon.wait(lambda: daemon.metrics()[("dwellir_harvester_harvests_total", ())] >= 4, 20, "four harvests")
+        started = time.monotonic()
+        status, _ = daemon.get("/metadata")
+        assert status == 200 and time.monotonic() - started < 2
+        assert daemon.sink("spooled", "s3") >= 3 and daemon.sink("sent_total", "s3") == 0
+        assert daemon.stop() == 0  # a send in flight does not hold the exit back
+    finally:
+        hung.close()

@@ -82,7 +82,11 @@ class Sender:
         self._last_error: str | None = None
         self._state = os.path.join(spool.directory, _STATE)
         self._last_hash = self._read_state()
+        self._spooling = threading.Event()
+        self._spool_lock = threading.Lock()  # one mover at a time: the order of hand-over is the order spooled
         self._thread = threading.Thread(target=self._run, name=f"sink-{name}", daemon=True)
+        # Spooling has a thread of its own, so that a send that hangs never keeps a document in memory only.
+        self._spooler = threading.Thread(target=self._run_spooler, name=f"spool-{name}", daemon=True)
         self._refresh()
 
     def start(self) -> None:
@@ -94,6 +98,7 @@ class Sender:
         self._refresh()
         if len(self.spool):
             logger.info("sink %s: %d document(s) left in the spool; sending them first", self.name, len(self.spool))
+        self._spooler.start()
         self._thread.start()
 
     def submit(self, body: bytes) -> None:
@@ -106,27 +111,39 @@ class Sender:
                 logger.warning("sink %s: dropped the oldest pending document (the spool cannot keep up)", self.name)
         if self._stopping:  # handed over while a reload swapped the sinks: spooled here, sent by the next sender
             self._spool_incoming()
-        self._wake.set()
+        self._spooling.set()
 
     def request_stop(self) -> None:
         """Tell the thread to stop after its current attempt (``stop`` waits for it)."""
         self._stopping = True
         self._wake.set()
+        self._spooling.set()
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop the thread; a document handed over but not yet spooled is spooled here."""
         self.request_stop()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        for thread in (self._spooler, self._thread):
+            if thread.is_alive():
+                thread.join(max(0.0, deadline - time.monotonic()))
         self._spool_incoming()
         self.sink.close()
 
     # --- the thread --------------------------------------------------------------------------
 
+    def _run_spooler(self) -> None:
+        while not self._stopping:
+            self._spooling.wait()
+            self._spooling.clear()
+            try:
+                self._spool_incoming()
+            except Exception:  # never let the thread die
+                logger.exception("sink %s: unexpected error in the spooler", self.name)
+            self._wake.set()
+
     def _run(self) -> None:
         while True:
             try:
-                self._spool_incoming()
                 if self._stopping:
                     return
                 now = time.monotonic()
@@ -145,6 +162,10 @@ class Sender:
         self._wake.clear()
 
     def _spool_incoming(self) -> None:
+        with self._spool_lock:
+            self._spool_incoming_locked()
+
+    def _spool_incoming_locked(self) -> None:
         while True:
             with self._lock:
                 if not self._incoming:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
@@ -136,8 +135,10 @@ class Spool:
             if self._entries and self._entries[0] == entry:
                 self._entries.popleft()
             else:
-                with contextlib.suppress(ValueError):
+                try:
                     self._entries.remove(entry)
+                except ValueError:  # dropped meanwhile to make room (it was being sent): already counted out
+                    return
             self._bytes -= entry.size
             self._unlink(entry.name)
 
