@@ -189,3 +189,12 @@ def test_rotated_credentials_make_a_reload_build_a_new_sink(tmp_path):
     assert "AKIANEW" not in repr(rotated.key)
     for sinks in (first, same, rotated):
         sinks.stop(0)
+
+
+def test_a_document_dropped_while_being_sent_is_not_counted_out_twice(tmp_path):
+    spool = Spool(str(tmp_path / "s"), max_documents=1, max_bytes=10**6)
+    spool.push(doc(1))
+    entry, _ = spool.oldest()  # the sender reads it ...
+    spool.push(doc(2))  # ... the spool drops it to make room ...
+    spool.remove(entry)  # ... and the sender removes it after delivering it
+    assert len(spool) == 1 and spool.total_bytes == len(doc(2))

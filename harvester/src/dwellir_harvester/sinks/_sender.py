@@ -43,7 +43,9 @@ class SinkStats:
 class Sender:
     """Sends the documents given to ``submit`` through ``sink``, in order, never losing one silently.
 
-    Every document is first spooled (a file in the sink's spool directory), then sent, then removed:
+    Every document is first spooled (a file in the sink's spool directory, written by a spooler
+    thread, so that a send that hangs never leaves documents in memory only), then sent by the
+    sender thread, then removed:
     a restart or a failed send keeps it, and the spool drains oldest first. A failed send is
     retried after ``retry_initial`` seconds, doubling each time up to ``retry_max``, each wait
     jittered (between half and all of it). A document whose content hash equals the last one
