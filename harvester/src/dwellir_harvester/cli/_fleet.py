@@ -31,7 +31,7 @@ MAX_NODES = 100_000
 MAX_OBJECT_BYTES = 8 * 1024 * 1024
 #: Parallel reads.
 WORKERS = 16
-#: How deep nodes are looked for under the prefix (``<model-uuid>/<unit>`` is two levels).
+#: How deep nodes are looked for under an s3:// prefix (``<model-uuid>/<unit>`` is two levels).
 MAX_LEVELS = 4
 #: The longest value shown in a column.
 MAX_FIELD = 120
@@ -182,8 +182,22 @@ def _directory_source(root: str) -> Source:
     return Source(sorted(nodes), read, truncated)
 
 
-def _s3_source(url: str, settings: Settings, environ: Mapping[str, str]) -> Source:
-    from dwellir_harvester.sinks._s3 import S3Sink
+def _name(node: Node) -> str:
+    return node.node
+
+
+def s3_nodes(url: str, settings: Settings, environ: Mapping[str, str], now: float) -> tuple[list[Node], bool]:
+    """Every node under ``s3://bucket/prefix``, read and summarized; and whether the listing was cut short.
+
+    Found level by level, in parallel: each "directory" under the prefix is a node when it holds a
+    ``latest.json`` (read at once: one GET per node); one without it (a model) is listed in turn,
+    down to ``MAX_LEVELS`` levels. History objects (hundreds per node and day) are never listed.
+
+    Raises:
+        UsageError: the URL is not ``s3://bucket[/prefix]`` or the prefix cannot be listed.
+    """
+    from dwellir_harvester.sinks import SinkError
+    from dwellir_harvester.sinks._s3 import NotFound, S3Sink
 
     bucket, _, prefix = url.removeprefix("s3://").partition("/")
     prefix = "/".join(p for p in prefix.split("/") if p)
@@ -191,43 +205,46 @@ def _s3_source(url: str, settings: Settings, environ: Mapping[str, str]) -> Sour
         raise UsageError(f"{url}: expected s3://bucket[/prefix]")
     configured = next((s for s in settings.sinks if s.type == "s3" and s.settings.get("bucket") == bucket), None)
     sink = S3Sink.from_settings(configured.settings if configured else {"bucket": bucket}, environ)
-    from dwellir_harvester.sinks import SinkError
-
     base = f"{prefix}/" if prefix else ""
+
+    def below(directory: str) -> list[str]:
+        dirs, _ = sink.children(directory)
+        return [d for d in dirs if d.rstrip("/").rsplit("/", 1)[-1] != "history"]
+
+    def probe(directory: str, deeper: bool) -> tuple[Node | None, list[str]]:
+        name = directory[len(base) : -1]
+        try:
+            raw = sink.get(f"{directory}{LATEST}", MAX_OBJECT_BYTES)
+        except NotFound:
+            try:
+                return None, below(directory) if deeper else []
+            except SinkError as err:
+                return Node(name, error=one_line(f"cannot list: {err}", 200)), []
+        except SinkError as err:
+            return Node(name, error=one_line(f"cannot read: {err}", 200)), []
+        return summarize(name, raw, now), []
+
     try:
-        nodes, truncated = _walk_s3(sink, base)
+        level = below(base)
     except SinkError as err:
         raise UsageError(f"cannot list {url}: {err}") from None
-
-    def read(node: str) -> bytes:
-        return sink.get(f"{base}{node}/{LATEST}", MAX_OBJECT_BYTES)
-
-    return Source(sorted(nodes), read, truncated)
-
-
-def _walk_s3(sink: Any, base: str) -> tuple[list[str], bool]:
-    """The nodes under ``base``: each "directory" holding a ``latest.json``, found level by level.
-
-    Listing with a delimiter, in parallel per level, never pages through the history objects
-    (hundreds per node and day): the calls are one per directory, down to ``MAX_LEVELS`` levels.
-    """
-    nodes: list[str] = []
-    level = [base]
+    nodes: list[Node] = []
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        for _ in range(MAX_LEVELS):
+        for depth in range(1, MAX_LEVELS + 1):
             if not level:
                 break
-            below: list[str] = []
-            for prefix, (dirs, keys) in zip(level, pool.map(sink.children, level), strict=True):
-                if f"{prefix}{LATEST}" in keys and prefix != base:
-                    nodes.append(prefix[len(base) : -1])
-                below.extend(d for d in dirs if d.rstrip("/").rsplit("/", 1)[-1] != "history")
-                if len(nodes) >= MAX_NODES:
-                    return sorted(nodes[:MAX_NODES]), True
-                if len(below) > MAX_NODES * 2:
-                    return sorted(nodes), True
-            level = below
-    return sorted(nodes), False
+            if len(level) > MAX_NODES * 2:
+                return sorted(nodes, key=_name), True
+            deeper = depth < MAX_LEVELS
+            found: list[str] = []
+            for node, children in pool.map(probe, level, [deeper] * len(level)):
+                if node is not None:
+                    nodes.append(node)
+                found.extend(children)
+            if len(nodes) >= MAX_NODES:
+                return sorted(nodes, key=_name)[:MAX_NODES], True
+            level = found
+    return sorted(nodes, key=_name), False
 
 
 def read_fleet(source: Source, now: float, workers: int = WORKERS) -> list[Node]:
@@ -304,12 +321,12 @@ def cmd_fleet(args: Any, settings: Settings, out: TextIO) -> int:
     import time
 
     source_text: str = args.source
+    now = time.time()
     if source_text.startswith("s3://"):
-        source = _s3_source(source_text, settings, os.environ)
+        nodes, truncated = s3_nodes(source_text, settings, os.environ, now)
     else:
         source = _directory_source(source_text)
-    now = time.time()
-    nodes = read_fleet(source, now)
+        nodes, truncated = read_fleet(source, now), source.truncated
     disagree = disagreements(nodes)
     stale = float(args.stale)
     if args.json:
@@ -329,7 +346,7 @@ def cmd_fleet(args: Any, settings: Settings, out: TextIO) -> int:
                 for n in nodes
             ],
             "disagreements": disagree,
-            "truncated": source.truncated,
+            "truncated": truncated,
         }
         out.write(json.dumps(report, indent=2) + "\n")
     else:
@@ -341,7 +358,7 @@ def cmd_fleet(args: Any, settings: Settings, out: TextIO) -> int:
         for item in disagree:
             clients = ", ".join(f"{client} on {count} node(s)" for client, count in item["clients"].items())
             out.write(f"versions differ on {item['ecosystem']} {item['chain_id']} {item['network']}: {clients}\n")
-        if source.truncated:
+        if truncated:
             sys.stderr.write(f"fleet: listed the first {MAX_NODES} nodes only\n")
     bad = any(n.error for n in nodes) or any(is_stale(n, stale) for n in nodes)
     return 1 if bad else 0

@@ -33,6 +33,10 @@ _AUTH_CODES = {
 }
 
 
+class NotFound(SinkError):  # noqa: N818 - reads as what it is: ``except NotFound``
+    """The key does not exist."""
+
+
 class Credentials(NamedTuple):
     """An access key, its secret and an optional session token; the repr shows none of them."""
 
@@ -225,12 +229,19 @@ class S3Sink(Sink):
         """The object at ``key``, at most ``limit`` bytes.
 
         Raises:
+            NotFound: there is no such key.
             SinkError: it could not be read, or it is larger than ``limit``.
         """
+        from minio.error import S3Error
+
         response = None
         try:
             response = self.client.get_object(self.bucket, key)
             data = response.read(limit + 1, decode_content=True)
+        except S3Error as err:
+            if err.code == "NoSuchKey":
+                raise NotFound(f"no object {key}") from None
+            raise SinkError(self.explain(err, f"GET {key}")) from None
         except Exception as err:  # noqa: BLE001 - as in send
             raise SinkError(self.explain(err, f"GET {key}")) from None
         finally:
