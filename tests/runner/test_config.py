@@ -170,6 +170,10 @@ def test_the_schema_is_what_the_loader_accepts(etc):
         "worker_memory_mb",
         "python",
         "python_path",
+        "sinks",
+        "spool_dir",
+        "spool_max_documents",
+        "spool_max_bytes",
     }
     everything = {
         "collectors": ["juju"],

@@ -310,6 +310,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_serve_arguments(serve)
     serve.set_defaults(handler=cmd_serve)
+
+    fleet = verbs.add_parser(
+        "fleet",
+        parents=[common],
+        formatter_class=_Formatter,
+        help="list every node's latest document in a bucket prefix or a directory",
+        description="Read every <node>/latest.json under SOURCE (s3://bucket/prefix, or a directory) in parallel "
+        "and print one line per node; flag stale nodes and chains whose nodes run different client versions. "
+        "For s3:// the endpoint and credentials come from a configured s3 sink of the same bucket, else from "
+        "AWS_ENDPOINT_URL and the other AWS_* variables.",
+        epilog="exit status: 0 every node fresh and readable, 1 some node stale or unreadable, 2 usage error",
+    )
+    fleet.add_argument("source", metavar="SOURCE", help="s3://bucket[/prefix] or a directory")
+    fleet.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    fleet.add_argument(
+        "--stale",
+        type=_seconds(MAX_INTERVAL * 365),
+        default=900.0,
+        metavar="SECONDS",
+        help="flag nodes whose document is older than this (default: 900)",
+    )
+    fleet.set_defaults(handler=cmd_fleet)
     return parser
 
 
@@ -516,6 +538,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     from dwellir_harvester.daemon import serve
 
     return serve(settings, flags=_flags(args), check_only=args.check_config, schema=args.schema)
+
+
+def cmd_fleet(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    from ._fleet import cmd_fleet as run
+
+    return run(args, settings, out)
 
 
 def main(argv: Sequence[str] | None = None, *, prestarted: Prestarted | None = None) -> int:

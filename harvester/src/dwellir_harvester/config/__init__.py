@@ -22,7 +22,8 @@ Loading
     ``load_settings(flags, environ)`` returns ``Settings`` (with ``PluginPath`` records for plugin
     directories and where each was named); ``ConfigError`` names the file and key of a bad value.
     ``config_schema_path()`` is the JSON Schema of one config file; ``DEFAULT_CONFIG`` and
-    ``DEFAULT_OUTPUT`` are the default paths, ``ENV_CONFIG`` the variable naming another main
+    ``DEFAULT_OUTPUT`` and ``DEFAULT_SPOOL_DIR`` are the default paths, ``SinkSpec`` one
+    configured sink (``Settings.sinks``), ``ENV_CONFIG`` the variable naming another main
     file; ``__version__`` is the runner's version.
 
 Reading files strictly (for the daemon's token file too)
@@ -58,7 +59,7 @@ from ._runtime import (
     read_quarantine,
     worker_sources,
 )
-from ._settings import DEFAULT_OUTPUT, PluginPath, Settings, load_settings
+from ._settings import DEFAULT_OUTPUT, DEFAULT_SPOOL_DIR, PluginPath, Settings, SinkSpec, load_settings
 from ._version import __version__
 
 if TYPE_CHECKING:  # imported when first used: PyYAML costs start-up time that `collect` without config does not need
@@ -67,11 +68,13 @@ if TYPE_CHECKING:  # imported when first used: PyYAML costs start-up time that `
 __all__ = [
     "DEFAULT_CONFIG",
     "DEFAULT_OUTPUT",
+    "DEFAULT_SPOOL_DIR",
     "ENV_CONFIG",
     "ConfigError",
     "Configured",
     "PluginPath",
     "Settings",
+    "SinkSpec",
     "__version__",
     "check_selection",
     "config_schema_path",

@@ -99,7 +99,19 @@ def _explain(error: Any, schema: Mapping[str, Any]) -> tuple[str, str]:
     if error.validator in _BOUNDS:
         return path, f"must be {_BOUNDS[error.validator]} {error.validator_value}, {got}"
     if error.validator == "minLength":
-        return path, "must not be empty"
+        return path, "must not be empty" if error.validator_value == 1 else f"shorter than {error.validator_value}"
+    if error.validator in ("maxLength", "maxItems"):
+        return path, f"longer than {error.validator_value}"
+    if error.validator == "required":
+        missing = [k for k in error.validator_value if isinstance(error.instance, Mapping) and k not in error.instance]
+        return path, f"missing key {missing[0] if missing else '?'!r}"
+    if error.validator == "pattern":
+        return path, f"must match {error.validator_value}, {got}"
+    if error.validator == "additionalProperties":
+        extra = sorted(one_line(k, 80) for k in error.instance if k not in error.schema.get("properties", {}))
+        accepted = ", ".join(sorted(error.schema.get("properties", {})))
+        hint = "; a plugin sink's settings go under 'options'" if parts and parts[0] == "sinks" else ""
+        return f"{path}.{extra[0] if extra else '?'}", f"unknown key (known: {accepted}){hint}"
     return path, f"{error.validator} check failed, {got}"
 
 
@@ -123,7 +135,69 @@ def _validate_file(data: Any, file: str) -> dict[str, Any]:
                 data[key] = seconds(data[key], key, maximum=maximum)
             except ValueError as err:
                 raise ConfigError(str(err), file=file, key=key) from None
+    for index, sink in enumerate(data.get("sinks", ())):
+        problem = sink_problem(sink)
+        if problem:
+            where, message = problem
+            raise ConfigError(message, file=file, key=f"sinks.{index}" + (f".{where}" if where else ""))
     return data
+
+
+#: The keys of each built-in sink type besides the common ones; a plugin's settings go under ``options``.
+SINK_KEYS = {
+    "s3": ("endpoint_url", "bucket", "region", "path_style", "credentials_file"),
+    "file": ("directory",),
+}
+_SINK_REQUIRED = {"s3": "bucket", "file": "directory"}
+_SINK_SECONDS = ("timeout", "retry_initial", "retry_max")
+
+
+def sink_problem(sink: Mapping[str, Any]) -> tuple[str | None, str] | None:
+    """What is wrong with one entry of ``sinks`` (already checked against the schema), or None.
+
+    Args:
+        sink: the entry.
+
+    Returns:
+        ``(key, message)``: the key within the entry (None for the entry as a whole) and what is wrong.
+    """
+    kind = sink["type"]
+    own = SINK_KEYS.get(kind, ("options",))
+    for key in sink:
+        if key in own or key in ("type", "name", "prefix", *_SINK_SECONDS):
+            continue
+        if kind in SINK_KEYS:
+            return key, f"not a key of a {kind} sink (its keys: {', '.join(own)})"
+        return key, f"not a key of the plugin sink {one_line(kind, 64)!r}: put its settings under 'options'"
+    required = _SINK_REQUIRED.get(kind)
+    if required and required not in sink:
+        return None, f"a {kind} sink needs {required!r}"
+    for key in _SINK_SECONDS:
+        if key in sink:
+            try:
+                seconds(sink[key], key, maximum=MAX_INTERVAL)
+            except ValueError as err:
+                return key, str(err)
+    if sink.get("retry_max", 300.0) < sink.get("retry_initial", min(5.0, sink.get("retry_max", 300.0))):
+        return "retry_max", "must be at least retry_initial"
+    if any(part in (".", "..") for part in sink.get("prefix", "").split("/")):
+        return "prefix", "must not hold '.' or '..' parts"
+    url = sink.get("endpoint_url")
+    if url is not None:
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError:
+            return "endpoint_url", "not a URL"
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return "endpoint_url", "expected http(s)://host[:port]"
+        if parts.username or parts.password:
+            return "endpoint_url", "must not hold credentials: use credentials_file or the AWS_* variables"
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            return "endpoint_url", "expected http(s)://host[:port] with no path (the bucket has its own key)"
+    return None
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from ._errors import ConfigError
 from ._files import config_files, main_config_file, read_config_file
 
 DEFAULT_OUTPUT = "/var/lib/dwellir-harvester/harvested-data.json"
+DEFAULT_SPOOL_DIR = "/var/lib/dwellir-harvester/spool"
 DEFAULTS: Mapping[str, Any] = {
     "collectors": ("host",),
     "interval": 300.0,
@@ -23,6 +24,8 @@ DEFAULTS: Mapping[str, Any] = {
     "validate": True,
     "isolation": "process",
     "worker_memory_mb": 1024,
+    "spool_max_documents": 1000,
+    "spool_max_bytes": 100 * 1024 * 1024,
 }
 _LIST_KEYS = ("collectors", "exclude", "auth_tokens")
 ENV_PATHS = PATHS_ENV
@@ -41,6 +44,15 @@ class PluginPath(NamedTuple):
     origin: str
     python: str | None = None
     python_path: tuple[str, ...] = ()
+
+
+class SinkSpec(NamedTuple):
+    """One configured sink: its unique name, its type, its settings (paths resolved), and the file that named it."""
+
+    name: str
+    type: str
+    settings: dict[str, Any]
+    origin: str
 
 
 class SettingsProblem(NamedTuple):
@@ -72,6 +84,11 @@ class Settings:
         self.log_level: str | None = None
         self.isolation: str = DEFAULTS["isolation"]
         self.worker_memory_mb: int = DEFAULTS["worker_memory_mb"]
+        #: Where documents are sent (the daemon), in the order the files named them.
+        self.sinks: list[SinkSpec] = []
+        self.spool_dir: str = DEFAULT_SPOOL_DIR
+        self.spool_max_documents: int = DEFAULTS["spool_max_documents"]
+        self.spool_max_bytes: int = DEFAULTS["spool_max_bytes"]
         #: Where each collector name of the files came from (the first file that listed it).
         self.collector_origins: dict[str, str] = {}
         #: Drop-ins left out, and why: the rest of the config still applies.
@@ -95,6 +112,7 @@ class Settings:
         data["collector_paths"] = [redact_url(p.path) for p in self.collector_paths]
         data["collector_options"] = redact_values(self.collector_options)
         data["auth_tokens"] = ["***"] * len(self.auth_tokens)
+        data["sinks"] = [{"name": s.name, **redact_values(s.settings), "origin": s.origin} for s in self.sinks]
         return data
 
 
@@ -132,12 +150,45 @@ def _merge_file(settings: Settings, path: Path, data: Mapping[str, Any], file_co
                 settings.option_origins[name] = str(path)
         elif key == "auth_token_file":
             settings.auth_token_file = os.path.normpath(path.parent / value)
+        elif key == "spool_dir":
+            settings.spool_dir = os.path.normpath(path.parent / os.path.expanduser(value))
+        elif key == "sinks":
+            for item in value:
+                sink = dict(item)
+                for path_key in ("directory", "credentials_file"):
+                    if path_key in sink:
+                        sink[path_key] = os.path.normpath(path.parent / os.path.expanduser(sink[path_key]))
+                if not any(s.settings == sink for s in settings.sinks):  # the same sink in two files is one sink
+                    settings.sinks.append(SinkSpec(str(sink.get("name", "")), str(sink["type"]), sink, str(path)))
         else:
             setattr(settings, key, value)
     if data.get("auth_tokens") and path.stat().st_mode & stat.S_IROTH:
         import logging
 
         logging.getLogger(__name__).warning("%s holds auth_tokens but is readable by every user", path)
+
+
+def _name_sinks(settings: Settings) -> None:
+    """Name each sink (its type, or ``<type>-<n>`` when several share it); a drop-in's duplicate is left out."""
+    by_type: dict[str, int] = {}
+    for sink in settings.sinks:
+        if not sink.name:
+            by_type[sink.type] = by_type.get(sink.type, 0) + 1
+    seen: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    named: list[SinkSpec] = []
+    for sink in settings.sinks:
+        counts[sink.type] = counts.get(sink.type, 0) + (0 if sink.name else 1)
+        name = sink.name or (sink.type if by_type[sink.type] == 1 else f"{sink.type}-{counts[sink.type]}")
+        if name in seen:
+            problem = f"a sink named {name!r} is already configured in {seen[name]}; name this one differently"
+            if settings.is_dropin(sink.origin):
+                settings.problems.append(SettingsProblem(sink.origin, f"sink left out: {problem}"))
+                continue
+            raise ConfigError(problem, file=sink.origin, key="sinks")
+        seen[name] = sink.origin
+        named.append(sink._replace(name=name))
+    settings.sinks = named
 
 
 def load_settings(
@@ -189,6 +240,7 @@ def load_settings(
         if path == main:
             settings.main_file = str(path)
     _union(settings.collectors, file_collectors)
+    _name_sinks(settings)
 
     env_paths = env_plugin_paths(environ)
     settings.collector_paths.extend(PluginPath(p, ENV_PATHS) for p in env_paths)

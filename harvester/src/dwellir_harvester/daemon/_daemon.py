@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from dwellir_harvester.config import (
     DEFAULT_CONFIG,
@@ -53,6 +53,9 @@ from ._http import HarvesterHTTPServer, Published, Response
 from ._limits import Limits
 from ._metrics import Metrics
 
+if TYPE_CHECKING:
+    from dwellir_harvester.sinks import SinkSet
+
 logger = logging.getLogger(__name__)
 
 _WAKE = b"\0"  # written by the harvest and reload threads; signal numbers arrive on the same socket
@@ -75,6 +78,7 @@ class Plan(NamedTuple):
     output: str | None
     pool: WorkerPool | None = None
     problems: list[Problem] = []
+    sinks: SinkSet | None = None
 
 
 def prepare(
@@ -117,7 +121,19 @@ def prepare(
         raise
     for left_out in configured.problems:
         logger.warning("%s: %s", left_out["where"], left_out["problem"])  # the problem says "left out"
-    return Plan(configured.settings, configured.registry, configured.names, auth, output, pool, configured.problems)
+    sinks = None
+    if configured.settings.sinks:
+        from dwellir_harvester.sinks import build_sinks
+
+        try:
+            sinks = build_sinks(configured.settings)
+        except BaseException:
+            if pool is not None:
+                pool.close()
+            raise
+    return Plan(
+        configured.settings, configured.registry, configured.names, auth, output, pool, configured.problems, sinks
+    )
 
 
 def main_file_auth(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> str | None:
@@ -241,6 +257,10 @@ class Daemon:
         self.published = Published()
         self.published.auth = plan.auth
         self._metrics_lock = threading.Lock()
+        self.sinks = plan.sinks  # the sinks in use: a reload that keeps the same sinks keeps their senders
+        if self.sinks is not None:
+            self.sinks.on_change(self._sinks_changed)
+            self.metrics.observe_sinks(self.sinks.stats())
         self._publish_metrics()
         self.write_lock = threading.Lock()
         self.stopping = False  # set under write_lock: no output file write starts after it
@@ -261,6 +281,26 @@ class Daemon:
     def _publish_metrics(self) -> None:
         with self._metrics_lock:  # the harvest thread and the HTTP thread both publish
             self.published.metrics = Response(200, self.metrics.render(), METRICS_TYPE)
+
+    def _sinks_changed(self) -> None:
+        sinks = self.sinks
+        self.metrics.observe_sinks(sinks.stats() if sinks is not None else [])
+        self._publish_metrics()
+
+    def _use_sinks(self, plan: Plan) -> Plan:
+        """Keep the running senders when a reload configures the same sinks; else swap them."""
+        old, new = self.sinks, plan.sinks
+        if old is not None and new is not None and old.key == new.key:
+            new.stop(0)  # never started: only its clients are closed
+            return plan._replace(sinks=old)
+        self.sinks = new
+        if new is not None:
+            new.on_change(self._sinks_changed)
+            new.start()
+        if old is not None:
+            old.stop()
+        self._sinks_changed()
+        return plan
 
     def count_http(self, counts: Mapping[tuple[str, str], int]) -> None:
         """Add the HTTP server's counts of refused requests and dropped connections to /metrics."""
@@ -299,6 +339,9 @@ class Daemon:
             self.published.metadata = Response(200, body, etag=etag)
             self.have_document = True
             logger.info("harvest done in %.2f s: %s", duration, _summary(document))
+            sinks = self.sinks
+            if sinks is not None:  # hands over and returns: sending happens on the sinks' own threads
+                sinks.submit(body)
         self.metrics.observe(document, usable, duration, self.have_document)
         quarantined = set(plan.pool.quarantined) if plan.pool is not None else set()
         self.metrics.observe_plan(plan.problems, quarantined)
@@ -442,7 +485,7 @@ class Daemon:
             logging.getLogger().setLevel(settings.log_level.upper())
         if old.auth.enabled and not plan.auth.enabled:
             logger.warning("auth is off from now on: the new config has no token, and the main config allows it")
-        self.plan = plan
+        self.plan = plan = self._use_sinks(plan)
         self._retire(old)
         self.published.auth = plan.auth
         self.metrics.reloads.labels("ok").inc()
@@ -462,6 +505,8 @@ class Daemon:
         selector = selectors.DefaultSelector()
         selector.register(self._wake_r, selectors.EVENT_READ)
         next_due = time.monotonic()
+        if self.sinks is not None:
+            self.sinks.start()
         try:
             while True:
                 now = time.monotonic()
@@ -492,6 +537,8 @@ class Daemon:
                 self.stopping = True
             for plan in [self.plan, *self.retired]:  # every worker is stopped and reaped
                 close_pool(plan)
+            if self.sinks is not None:  # what was handed over but not yet spooled is spooled now
+                self.sinks.stop()
         logger.info("stopped")
         return 0
 
@@ -561,6 +608,8 @@ def serve(
     if check_only:
         plan = prepare(settings, flags)
         close_pool(plan)
+        if plan.sinks is not None:
+            plan.sinks.stop(0)
         effective = plan.settings.as_dict()
         effective.update(
             selected=plan.names, output=plan.output, auth_tokens=len(plan.auth.tokens), problems=plan.problems

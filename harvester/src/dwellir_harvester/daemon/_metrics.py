@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from dwellir_harvester.lib import FAILING, STATUSES, Document, Problem, collector_statuses
+from dwellir_harvester.lib.limits import one_line
+
+if TYPE_CHECKING:
+    from dwellir_harvester.sinks import SinkStats
+
+#: The longest value of a node_info label (the rest is cut).
+MAX_LABEL = 200
 
 
 class Metrics:
@@ -93,7 +101,69 @@ class Metrics:
             ["collector", "source"],
             registry=r,
         )
+        self.node_info = Gauge(
+            "dwellir_harvester_node_info",
+            "1 for each blockchain entry of the last document: the chain, network and client this node runs.",
+            ["chain_id", "network", "client_name", "client_version"],
+            registry=r,
+        )
+        sink = ["sink"]
+        self.sink_sent = Counter("dwellir_harvester_sink_sent", "Documents delivered, by sink.", sink, registry=r)
+        self.sink_failed = Counter(
+            "dwellir_harvester_sink_failed", "Failed sends (the document stays spooled), by sink.", sink, registry=r
+        )
+        self.sink_dropped = Counter(
+            "dwellir_harvester_sink_dropped",
+            "Documents dropped undelivered: the spool was full (oldest first), or a spooled file was unreadable.",
+            sink,
+            registry=r,
+        )
+        self.sink_spooled = Gauge(
+            "dwellir_harvester_sink_spooled", "Documents waiting in the spool, by sink.", sink, registry=r
+        )
+        self.sink_oldest = Gauge(
+            "dwellir_harvester_sink_oldest_spooled_age_seconds",
+            "Age of the oldest document waiting in the spool as of the sink's last attempt; 0 when none waits.",
+            sink,
+            registry=r,
+        )
+        self.sink_last_success = Gauge(
+            "dwellir_harvester_sink_last_success_timestamp_seconds",
+            "Unix time of the sink's last delivery; 0 if none yet.",
+            sink,
+            registry=r,
+        )
         self._successes: dict[str, float] = {}
+        self._sink_counts: dict[str, tuple[int, int, int]] = {}
+
+    def observe_sinks(self, stats: Sequence[SinkStats]) -> None:
+        """Record the sinks' counts (counters grow by what changed since the last call)."""
+        now = time.time()
+        names = {s.name for s in stats}
+        for gone in [name for name in self._sink_counts if name not in names]:
+            del self._sink_counts[gone]
+            for metric in (self.sink_sent, self.sink_failed, self.sink_dropped, self.sink_spooled, self.sink_oldest):
+                metric.remove(gone)
+            self.sink_last_success.remove(gone)
+        for s in stats:
+            sent, failed, dropped = self._sink_counts.get(s.name, (0, 0, 0))
+            if s.name not in self._sink_counts or s.sent < sent or s.failed < failed or s.dropped < dropped:
+                sent = failed = dropped = 0  # a new sender (a reload): its counts start again
+            self.sink_sent.labels(s.name).inc(max(0, s.sent - sent))
+            self.sink_failed.labels(s.name).inc(max(0, s.failed - failed))
+            self.sink_dropped.labels(s.name).inc(max(0, s.dropped - dropped))
+            self._sink_counts[s.name] = (s.sent, s.failed, s.dropped)
+            self.sink_spooled.labels(s.name).set(s.spooled)
+            self.sink_oldest.labels(s.name).set(max(0.0, now - s.oldest_spooled) if s.oldest_spooled else 0)
+            self.sink_last_success.labels(s.name).set(s.last_success or 0)
+
+    def observe_nodes(self, document: Document) -> None:
+        """One ``dwellir_harvester_node_info`` sample per blockchain entry of ``document``."""
+        self.node_info.clear()
+        for entry in document["collectors"].values():
+            labels = _node_labels(entry)
+            if labels is not None:
+                self.node_info.labels(*labels).set(1)
 
     def observe_plan(self, problems: Sequence[Problem], quarantined: Iterable[tuple[str, str]]) -> None:
         """Record the current plan's problems and the collectors quarantined so far."""
@@ -114,6 +184,7 @@ class Metrics:
         self.stale.set(0 if usable or not serving else 1)
         if usable and document is not None:
             self.document_age_base.set(now)
+            self.observe_nodes(document)
         if document is None:
             return
         self.status.clear()
@@ -131,3 +202,25 @@ class Metrics:
     def render(self) -> bytes:
         """The metrics in the Prometheus text format."""
         return generate_latest(self.registry)
+
+
+def _node_labels(entry: Any) -> tuple[str, str, str, str] | None:
+    """``(chain_id, network, client_name, client_version)`` of a blockchain entry; None for any other."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("meta"), dict):
+        return None
+    data = entry.get("data")
+    if entry["meta"].get("collector_type") != "blockchain" or not isinstance(data, dict):
+        return None
+    chain, workload = data.get("blockchain"), data.get("workload")
+    chain = chain if isinstance(chain, dict) else {}
+    workload = workload if isinstance(workload, dict) else {}
+
+    def label(value: Any) -> str:
+        return "" if value is None or isinstance(value, (dict, list)) else one_line(value, MAX_LABEL)
+
+    return (
+        label(chain.get("chain_id")),
+        label(chain.get("blockchain_network_name")),
+        label(workload.get("client_name")),
+        label(workload.get("client_version")),
+    )

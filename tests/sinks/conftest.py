@@ -1,0 +1,250 @@
+"""A real S3-compatible server (moto's standalone server) and the real daemon, both subprocesses on loopback."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+LISTENING = re.compile(r"listening on http://(?P<host>[^\s]+?):(?P<port>\d+) ")
+ACCESS_KEY, SECRET_KEY = "AKIATESTSINKS0000001", "test-secret-key-do-not-log-7f3a"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(
+    predicate: Callable[[], Any], timeout: float = 20, what: str = "condition", log: Callable[[], str] = str
+):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}\n{log()}")
+
+
+class MotoServer:
+    """``moto_server`` on a loopback port; ``stop`` and ``start`` again on the same port (an outage)."""
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.env = env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        executable = shutil.which("moto_server", path=os.path.dirname(sys.executable)) or "moto_server"
+        self.proc = subprocess.Popen(
+            [executable, "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, **self.env},
+        )
+
+        def up() -> bool:
+            assert self.proc is not None and self.proc.poll() is None, "moto_server exited"
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
+                conn.request("GET", "/moto-api/data.json")
+                conn.getresponse().read()
+                conn.close()
+                return True
+            except OSError:
+                return False
+
+        wait_until(up, 30, "moto_server to answer")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.proc = None
+
+    def client(self):
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.url,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+            region_name="us-east-1",
+        )
+
+    def bucket(self, name: str) -> None:
+        self.client().create_bucket(Bucket=name)
+
+    def objects(self, bucket: str, prefix: str = "") -> dict[str, bytes]:
+        s3 = self.client()
+        keys = [
+            o["Key"]
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            for o in page.get("Contents", [])
+        ]
+        return {key: s3.get_object(Bucket=bucket, Key=key)["Body"].read() for key in keys}
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[MotoServer]:
+    """One S3 server for the session (tests use buckets of their own)."""
+    server = MotoServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_moto() -> Iterator[Callable[..., MotoServer]]:
+    """A server of the test's own (to stop and restart, or with credentials checked)."""
+    servers: list[MotoServer] = []
+
+    def make(env: dict[str, str] | None = None) -> MotoServer:
+        server = MotoServer(env)
+        server.start()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+class Daemon:
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+        self.port: int | None = None
+        self._ready = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+            match = LISTENING.search(line)
+            if match:
+                self.port = int(match["port"])
+                self._ready.set()
+        self._ready.set()
+
+    @property
+    def log(self) -> str:
+        return "".join(self.lines)
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        try:
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        finally:
+            conn.close()
+
+    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        from prometheus_client.parser import text_string_to_metric_families
+
+        status, body = self.get("/metrics")
+        assert status == 200
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(body.decode())
+            for s in family.samples
+        }
+
+    def sink(self, metric: str, sink: str) -> float:
+        return self.metrics().get((f"dwellir_harvester_sink_{metric}", (("sink", sink),)), 0.0)
+
+    def count_reloads(self) -> float:
+        return self.metrics().get(("dwellir_harvester_config_reloads_total", (("result", "ok"),)), 0.0)
+
+    def wait(self, predicate: Callable[[], Any], timeout: float = 20, what: str = "condition") -> Any:
+        return wait_until(predicate, timeout, what, lambda: self.log)
+
+    def stop(self, timeout: float = 10) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self._reader.join(5)
+
+
+@pytest.fixture
+def start_daemon(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
+    """``dwellir-harvester serve --config <tmp>/config.yaml`` with ``config`` (a mapping) as that file."""
+    started: list[Daemon] = []
+
+    def start(config: dict[str, Any], env: dict[str, str] | None = None, *args: str) -> Daemon:
+        path = tmp_path / "config.yaml"
+        path.write_text(json.dumps({"isolation": "thread", "interval": 1, **config}))
+        command = [sys.executable, "-m", "dwellir_harvester.cli", "serve", "--config", str(path)]
+        command += ["--host", "127.0.0.1", "--port", "0", "--output", "", *args]
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        proc = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**clean, **(env or {})}
+        )
+        daemon = Daemon(proc)
+        started.append(daemon)
+        daemon._ready.wait(20)
+        assert daemon.port is not None, f"daemon did not start listening:\n{daemon.log}"
+        return daemon
+
+    yield start
+    for daemon in started:
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+        daemon.proc.wait(10)
+        daemon._reader.join(5)
+        assert daemon.proc.stderr is not None
+        daemon.proc.stderr.close()
+
+
+COUNTER_PLUGIN = '''
+import itertools
+from dwellir_harvester.lib import GenericCollector
+
+_n = itertools.count()
+
+class Ticker(GenericCollector):
+    """Different data every harvest, so that every document makes a history object."""
+    NAME = "ticker"
+    VERSION = "1.0.0"
+
+    def collect(self):
+        return {"n": next(_n)}
+'''
+
+
+@pytest.fixture
+def ticker(tmp_path: Path) -> Path:
+    """A plugin directory with ``ticker``: its data changes on every harvest."""
+    plugins = tmp_path / "plugins"
+    plugins.mkdir(mode=0o755)
+    (plugins / "ticker.py").write_text(COUNTER_PLUGIN)
+    return plugins
