@@ -14,7 +14,9 @@ What the charm does on the machine, hook by hook:
   sure the service's system user exists; write the hardened unit
   ``/etc/systemd/system/dwellir-harvester.service`` (the runner from this charm's ``venv/``, so
   nothing is downloaded), the main config ``/etc/dwellir-harvester/config.yaml`` and, when the
-  ``auth-tokens`` secret is set, the token file ``/etc/dwellir-harvester/tokens.yaml`` (0640,
+  ``auth-tokens`` secret is set, the token file ``/etc/dwellir-harvester/tokens.yaml`` and,
+  when ``s3-endpoint-url`` is set, the ``s3`` sink's credentials file
+  ``/etc/dwellir-harvester/s3-credentials.yaml`` from the ``s3-credentials`` secret (both 0640,
   group of the service user), each atomically and only when its content changes. Then one
   decision for the service: start it when it is not running; restart it when the unit, the bind
   address or the port changed (the daemon cannot rebind on a reload) or the charm was upgraded
@@ -77,6 +79,13 @@ class Tokens(NamedTuple):
     """The tokens read from the secret (None: no secret configured), or why they cannot be used."""
 
     tokens: list[workload.Token] | None
+    problem: str | None = None
+
+
+class S3Secret(NamedTuple):
+    """The S3 credentials read from the secret (None: no S3 sink configured), or why they cannot be used."""
+
+    credentials: workload.S3Credentials | None
     problem: str | None = None
 
 
@@ -152,11 +161,32 @@ class DwellirHarvesterCharm(ops.CharmBase):
             return Tokens(None, f"the {workload.TOKENS_KEY!r} of {where} {err}")
 
     @functools.cached_property
+    def s3_credentials(self) -> S3Secret:
+        """The credentials in the ``s3-credentials`` secret; read once per hook, never logged."""
+        s3 = self.settings.s3
+        if s3 is None:
+            return S3Secret(None)
+        where = f"the s3-credentials secret {one_line(s3.credentials_secret, 100)}"
+        try:
+            content = self.model.get_secret(id=s3.credentials_secret).get_content(refresh=True)
+        except ops.SecretNotFoundError:
+            return S3Secret(None, f"{where} does not exist or is not granted to {self.app.name}")
+        except ops.ModelError as err:
+            reason = one_line(action.redacted(str(err)), 200) or "permission denied"
+            return S3Secret(None, f"cannot read {where} ({reason}); grant it to {self.app.name}")
+        try:
+            return S3Secret(workload.parse_s3_credentials(content))
+        except workload.S3CredentialsError as err:
+            return S3Secret(None, f"{where} {err}")
+
+    @functools.cached_property
     def problems(self) -> list[str]:
         """Everything wrong with the config, each on one line; any of them blocks the unit."""
         found = list(self.settings.problems)
         if self.tokens.problem:
             found.append(self.tokens.problem)
+        if self.s3_credentials.problem:
+            found.append(self.s3_credentials.problem)
         return found
 
     def _machine(self) -> workload.MachineView:
@@ -197,11 +227,11 @@ class DwellirHarvesterCharm(ops.CharmBase):
             ):
                 files.remove(self.paths.unit_file)  # so that the next hook tries again
                 return
-        rebind = config_changed = tokens_changed = False
+        rebind = config_changed = secrets_changed = False
         if self.problems:
             logger.warning("not applying the config: %s", "; ".join(self.problems))
         else:
-            rebind, config_changed, tokens_changed = self._write_config(user)
+            rebind, config_changed, secrets_changed = self._write_config(user)
             self._set_ports()
         if not self.paths.main_config.exists():
             return  # nothing good to start the daemon with yet
@@ -209,19 +239,29 @@ class DwellirHarvesterCharm(ops.CharmBase):
             self._systemctl("start", self.systemd.service_start, workload.SERVICE)
         elif unit_changed or rebind or isinstance(event, ops.UpgradeCharmEvent):
             self._systemctl("restart", self.systemd.service_restart, workload.SERVICE)
-        elif config_changed or tokens_changed:
+        elif config_changed or secrets_changed:
             self._systemctl("reload", self.systemd.service_reload, workload.SERVICE)
 
     def _write_config(self, user: workload.SystemUser) -> tuple[bool, bool, bool]:
-        """Write the token file and the main config: (rebind, config changed, tokens changed)."""
+        """Write the token and credentials files and the main config.
+
+        Returns:
+            (rebind, config changed, secret files changed).
+        """
         settings, tokens, paths = self.settings, self.tokens.tokens, self.paths
         previous = workload.read_yaml(paths.main_config)
         old = (previous.get("host"), previous.get("port")) if isinstance(previous, dict) else None
-        tokens_changed = False
+        secrets_changed = False
         if tokens is not None:  # the token file first, so that the config never names a missing one
-            tokens_changed = files.write_if_changed(paths.token_file, workload.render_tokens(tokens), 0o640, user.gid)
-            if tokens_changed:
+            secrets_changed = files.write_if_changed(paths.token_file, workload.render_tokens(tokens), 0o640, user.gid)
+            if secrets_changed:
                 logger.info("wrote %s (%d tokens)", paths.token_file, len(tokens))
+        credentials = self.s3_credentials.credentials
+        if credentials is not None:  # before the config too, for the same reason
+            content = workload.render_s3_credentials(credentials)
+            if files.write_if_changed(paths.s3_credentials_file, content, 0o640, user.gid):
+                secrets_changed = True
+                logger.info("wrote %s", paths.s3_credentials_file)
         known = workload.available_collectors() | self._machine_without_document().dropin_collectors
         exclude = [name for name in settings.exclude if name in known]
         absent = [name for name in settings.exclude if name not in known]
@@ -232,10 +272,13 @@ class DwellirHarvesterCharm(ops.CharmBase):
         if config_changed:
             logger.info("wrote %s", paths.main_config)
         if tokens is None and files.remove(paths.token_file):
-            tokens_changed = True
+            secrets_changed = True
             logger.info("removed %s: the daemon requires no token now", paths.token_file)
+        if credentials is None and files.remove(paths.s3_credentials_file):
+            secrets_changed = True
+            logger.info("removed %s: the daemon sends to no S3 endpoint now", paths.s3_credentials_file)
         rebind = old is not None and old != (settings.host, settings.port)
-        return rebind, config_changed, tokens_changed
+        return rebind, config_changed, secrets_changed
 
     def _machine_without_document(self) -> workload.MachineView:
         return workload.read_machine(self.paths, document=False)
@@ -260,7 +303,14 @@ class DwellirHarvesterCharm(ops.CharmBase):
             logger.info("removed %s", self.paths.unit_file)
             self._systemctl("daemon-reload", self.systemd.daemon_reload)
         paths = self.paths
-        for path in (paths.main_config, paths.token_file, paths.output, paths.quarantine, paths.owner_file):
+        for path in (
+            paths.main_config,
+            paths.token_file,
+            paths.s3_credentials_file,
+            paths.output,
+            paths.quarantine,
+            paths.owner_file,
+        ):
             if files.remove(path):
                 logger.info("removed %s", path)
 

@@ -18,6 +18,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -31,6 +32,12 @@ USER = "dwellir-harvester"
 PYTHON = "/usr/bin/python3"
 #: The key of the Juju secret (named by the ``auth-tokens`` option) that holds the tokens.
 TOKENS_KEY = "tokens"
+#: The keys of the Juju secret (named by the ``s3-credentials`` option) that hold the S3 credentials.
+S3_ACCESS_KEY = "access-key-id"
+S3_SECRET_KEY = "secret-access-key"
+S3_SESSION_TOKEN = "session-token"
+#: The default of ``s3-prefix``: what the objects of a bucket shared with other tools start with.
+S3_PREFIX = "dwellir-harvester"
 #: The runner's distribution: its entry points are the built-in collectors.
 RUNNER = "dwellir-harvester"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -46,6 +53,11 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?$")
 _UNIT_NAME = re.compile(r"^[a-z][a-z0-9-]*/[0-9]+$")
 _COLLECTOR_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
+#: S3 bucket names: 3 to 63 lowercase letters, digits, dots and hyphens, a letter or digit at each end.
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_REGION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+#: A key prefix: the characters the sink keeps in keys, parts separated by ``/``.
+_PREFIX = re.compile(r"^[A-Za-z0-9_.\-/]{0,256}$")
 
 
 # --- where things go ---------------------------------------------------------------------------
@@ -91,9 +103,19 @@ class Paths:
         return self.etc / "tokens.yaml"
 
     @property
+    def s3_credentials_file(self) -> Path:
+        """The ``s3`` sink's credentials, from the ``s3-credentials`` secret (0640, the service user's group)."""
+        return self.etc / "s3-credentials.yaml"
+
+    @property
     def state_dir(self) -> Path:
         """The harvester's state directory (the service user's home)."""
         return self.under("/var/lib/dwellir-harvester")
+
+    @property
+    def spool_dir(self) -> Path:
+        """Where the daemon keeps the documents its sinks have not delivered yet."""
+        return self.state_dir / "spool"
 
     @property
     def owner_file(self) -> Path:
@@ -295,6 +317,27 @@ def split_names(text: str) -> list[str]:
 
 
 @dataclass(frozen=True)
+class S3Settings:
+    """The ``s3`` sink the charm configures (``s3-*`` options), checked.
+
+    Attributes:
+        endpoint_url: ``http(s)://host[:port]``, without credentials or a path.
+        bucket: the bucket (S3 bucket-name rules).
+        prefix: the key prefix, without leading or trailing slashes (may be empty).
+        region: the region, or None for the runner's default.
+        path_style: whether the bucket goes in the path rather than the host name.
+        credentials_secret: the URI of the Juju secret with the credentials.
+    """
+
+    endpoint_url: str
+    bucket: str
+    prefix: str = S3_PREFIX
+    region: str | None = None
+    path_style: bool = True
+    credentials_secret: str = ""
+
+
+@dataclass(frozen=True)
 class Settings:
     """The charm's config, checked. ``problems`` say what is wrong (each one line, never a secret)."""
 
@@ -306,6 +349,7 @@ class Settings:
     worker_memory_mb: int = 1024
     log_level: str = "INFO"
     token_secret: str | None = None
+    s3: S3Settings | None = None
     problems: tuple[str, ...] = field(default=())
 
     @property
@@ -377,6 +421,7 @@ def parse_config(config: Mapping[str, Any], available: Collection[str]) -> Setti
         )
     exclude = _names(config, "exclude-collectors", "", problems)
     secret = config.get("auth-tokens")
+    s3 = parse_s3(config, problems)
     return Settings(
         host=host,
         port=port,
@@ -386,8 +431,87 @@ def parse_config(config: Mapping[str, Any], available: Collection[str]) -> Setti
         worker_memory_mb=memory,
         log_level=level if level in LOG_LEVELS else "INFO",
         token_secret=str(secret) if secret else None,
+        s3=s3,
         problems=tuple(problems),
     )
+
+
+def _text(config: Mapping[str, Any], key: str, default: str = "") -> str:
+    value = config.get(key, default)
+    return value.strip() if isinstance(value, str) else str(value)
+
+
+def parse_s3(config: Mapping[str, Any], problems: list[str]) -> S3Settings | None:
+    """Check the ``s3-*`` options; None when ``s3-endpoint-url`` is empty (no S3 sink) or one is wrong.
+
+    Args:
+        config: the charm's config.
+        problems: where each thing wrong is added, one line each, never a credential.
+
+    Returns:
+        The S3 sink's settings, or None.
+    """
+    from dwellir_harvester.lib.jsonrpc import check_http_url
+    from dwellir_harvester.lib.redact import redact_url
+
+    url = _text(config, "s3-endpoint-url")
+    if not url:
+        return None
+    found = len(problems)
+    if redact_url(url) != url:
+        problems.append(
+            "s3-endpoint-url must not hold credentials (charm config is readable by everyone who can read"
+            " the model): put them in the s3-credentials secret"
+        )
+    else:
+        try:
+            check_http_url(url, "s3-endpoint-url")
+            parts = urlsplit(url)
+            if parts.path not in ("", "/") or parts.query or parts.fragment:
+                shown = one_line(repr(url), 100)
+                problems.append(f"s3-endpoint-url must be http(s)://host[:port] with no path, not {shown}")
+        except (TypeError, ValueError) as err:
+            problems.append(one_line(str(err)))
+    bucket = _text(config, "s3-bucket")
+    if not bucket:
+        problems.append("s3-bucket must be set when s3-endpoint-url is")
+    elif not _valid_bucket(bucket):
+        problems.append(
+            f"s3-bucket {one_line(repr(bucket), 80)} is not a bucket name (3 to 63 lowercase letters, digits,"
+            " dots and hyphens, a letter or digit at each end, not an IP address)"
+        )
+    prefix = _text(config, "s3-prefix", S3_PREFIX).strip("/")
+    parts_of_prefix = prefix.split("/") if prefix else []
+    if not _PREFIX.match(prefix) or any(part in ("", ".", "..") for part in parts_of_prefix):
+        problems.append(
+            f"s3-prefix {one_line(repr(prefix), 80)} must be at most 256 letters, digits, '.', '_', '-'"
+            " in parts separated by '/' (no empty, '.' or '..' part)"
+        )
+    region = _text(config, "s3-region")
+    if region and not _REGION.match(region):
+        problems.append(f"s3-region {one_line(repr(region), 80)} is not a region name (letters, digits, '.', '_', '-')")
+    path_style = config.get("s3-path-style", True)
+    if not isinstance(path_style, bool):
+        problems.append(f"s3-path-style must be true or false, not {one_line(repr(path_style), 40)}")
+    secret = _text(config, "s3-credentials")
+    if not secret:
+        problems.append(
+            "s3-credentials must name a Juju secret (juju add-secret, then juju grant-secret)"
+            " when s3-endpoint-url is set"
+        )
+    if len(problems) > found:
+        return None
+    return S3Settings(url, bucket, prefix, region or None, bool(path_style), secret)
+
+
+def _valid_bucket(name: str) -> bool:
+    if not _BUCKET.match(name) or ".." in name or ".-" in name or "-." in name:
+        return False
+    try:
+        ipaddress.IPv4Address(name)
+    except ValueError:
+        return True
+    return False
 
 
 def _valid_host(host: str) -> bool:
@@ -474,6 +598,76 @@ def render_tokens(tokens: Sequence[Token]) -> bytes:
     return (header + body).encode("utf-8")
 
 
+# --- S3 credentials ----------------------------------------------------------------------------
+
+
+class S3CredentialsError(ValueError):
+    """The secret's S3 credentials cannot be used; the message never holds a value."""
+
+
+class S3Credentials(NamedTuple):
+    """The ``s3`` sink's access key, secret key and optional session token; the repr shows none."""
+
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None = None
+
+    def __repr__(self) -> str:
+        return "S3Credentials(<redacted>)"
+
+
+#: The most characters one credential value may hold.
+MAX_CREDENTIAL = 4096
+
+
+def parse_s3_credentials(content: Mapping[str, str]) -> S3Credentials:
+    """Return the credentials in the content of the ``s3-credentials`` secret.
+
+    Args:
+        content: the secret's keys and values: ``access-key-id``, ``secret-access-key`` and an
+            optional ``session-token``.
+
+    Raises:
+        S3CredentialsError: a key is missing, unknown, empty or malformed; the message names the
+            key, never a value.
+    """
+    known = (S3_ACCESS_KEY, S3_SECRET_KEY, S3_SESSION_TOKEN)
+    unknown = sorted(str(key) for key in content if key not in known)
+    if unknown:
+        raise S3CredentialsError(f"has an unknown key {one_line(repr(unknown[0]), 60)} (known: {', '.join(known)})")
+    values: dict[str, str | None] = {}
+    for key in known:
+        value = content.get(key)
+        if value is None:
+            if key != S3_SESSION_TOKEN:
+                raise S3CredentialsError(f"has no key {key!r}")
+            values[key] = None
+            continue
+        value = value.strip() if isinstance(value, str) else value
+        if not isinstance(value, str) or not value:
+            raise S3CredentialsError(f"key {key!r} is empty")
+        if len(value) > MAX_CREDENTIAL or any(ch.isspace() or not ch.isprintable() for ch in value):
+            raise S3CredentialsError(
+                f"key {key!r} must be at most {MAX_CREDENTIAL} printable characters without spaces"
+            )
+        values[key] = value
+    access, secret = values[S3_ACCESS_KEY], values[S3_SECRET_KEY]
+    assert access is not None and secret is not None  # checked above
+    return S3Credentials(access, secret, values[S3_SESSION_TOKEN])
+
+
+def render_s3_credentials(credentials: S3Credentials) -> bytes:
+    """Return the ``s3`` sink's credentials file, in the format the runner's ``read_credentials`` reads."""
+    header = (
+        "# Written by the dwellir-harvester charm from the Juju secret in its s3-credentials option.\n"
+        "# Change the secret (juju update-secret), not this file.\n"
+    )
+    data = {"access_key_id": credentials.access_key_id, "secret_access_key": credentials.secret_access_key}
+    if credentials.session_token is not None:
+        data["session_token"] = credentials.session_token
+    return (header + yaml.safe_dump(data, sort_keys=False, default_flow_style=False)).encode("utf-8")
+
+
 # --- the daemon's files ------------------------------------------------------------------------
 
 
@@ -484,7 +678,9 @@ def render_config(settings: Settings, paths: Paths, exclude: Sequence[str], *, a
     runner's defaults: the output file, the token file, the Juju agents dir the ``juju``
     collector reads and the snapshot dir the principals' Harvester objects write. ``auth`` is
     ``required`` with tokens and ``optional`` without, so that unsetting the secret turns auth
-    off on a reload (the daemon refuses that otherwise).
+    off on a reload (the daemon refuses that otherwise). With ``settings.s3``, one ``s3`` sink
+    (named ``s3``, its credentials in ``Paths.s3_credentials_file``) and the spool under the
+    state directory.
 
     Args:
         settings: the checked config.
@@ -510,6 +706,17 @@ def render_config(settings: Settings, paths: Paths, exclude: Sequence[str], *, a
     if auth:
         data["auth_token_file"] = str(paths.token_file)
     data["auth"] = "required" if auth else "optional"
+    s3 = settings.s3
+    if s3 is not None:
+        sink: dict[str, Any] = {"type": "s3", "name": "s3", "endpoint_url": s3.endpoint_url, "bucket": s3.bucket}
+        if s3.prefix:
+            sink["prefix"] = s3.prefix
+        if s3.region:
+            sink["region"] = s3.region
+        sink["path_style"] = s3.path_style
+        sink["credentials_file"] = str(paths.s3_credentials_file)
+        data["sinks"] = [sink]
+        data["spool_dir"] = str(paths.spool_dir)
     header = (
         "# Written by the dwellir-harvester charm from its config; change the charm's config\n"
         "# (juju config dwellir-harvester ...), not this file. Principal charms add drop-ins in config.d/.\n"

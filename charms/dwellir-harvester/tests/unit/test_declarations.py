@@ -89,6 +89,11 @@ def test_every_option_the_charm_reads_is_declared():
         ("exclude-collectors", "string", ""),
         ("worker-memory-mb", "int", 1024),
         ("log-level", "string", "INFO"),
+        ("s3-endpoint-url", "string", ""),
+        ("s3-bucket", "string", ""),
+        ("s3-prefix", "string", "dwellir-harvester"),
+        ("s3-region", "string", ""),
+        ("s3-path-style", "boolean", True),
     ],
 )
 def test_options_have_a_sensible_type_default_and_description(option, kind, default):
@@ -103,13 +108,17 @@ def test_the_worker_memory_default_is_the_sdks():
     assert OPTIONS["worker-memory-mb"]["default"] == DEFAULT_MEMORY_MB
 
 
-def test_tokens_come_only_through_a_juju_secret():
-    assert OPTIONS["auth-tokens"]["type"] == "secret"
-    assert "default" not in OPTIONS["auth-tokens"]
+SECRET_OPTIONS = ("auth-tokens", "s3-credentials")
+
+
+def test_tokens_and_s3_credentials_come_only_through_juju_secrets():
+    for name in SECRET_OPTIONS:
+        assert OPTIONS[name]["type"] == "secret"
+        assert "default" not in OPTIONS[name]
     for name, spec in OPTIONS.items():
-        if name != "auth-tokens":
+        if name not in SECRET_OPTIONS:
             assert spec["type"] != "secret"
-            assert not re.search(r"token|password|secret|key", name), f"{name}: a plain-text credential option"
+            assert not re.search(r"token|password|secret|key|credential", name), f"{name}: a plain-text credential"
 
 
 def test_the_defaults_are_a_valid_config(sub):
@@ -148,7 +157,10 @@ def test_requirements_install_this_repositorys_packages_from_the_wheels_pack_sh_
 
 
 def test_requirements_pin_everything_the_charm_needs_at_run_time():
-    """charm-strict-dependencies installs with --no-deps: every dependency must be listed, pinned."""
+    """charm-strict-dependencies installs with --no-deps: every dependency must be listed, pinned.
+
+    The runner's ``s3`` extra included: the charm configures an ``s3`` sink (``s3-endpoint-url``).
+    """
     pinned = {}
     for line in REQUIREMENTS:
         if not line.startswith("./"):
@@ -158,9 +170,11 @@ def test_requirements_pin_everything_the_charm_needs_at_run_time():
     needed: set[str] = set()
     todo = ["dwellir-harvester-charm", "dwellir-harvester"]
     while todo:
-        for text in importlib.metadata.requires(todo.pop()) or []:
+        distribution = todo.pop()
+        extra = "s3" if distribution == "dwellir-harvester" else ""
+        for text in importlib.metadata.requires(distribution) or []:
             requirement = Requirement(text)
-            if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+            if requirement.marker is not None and not requirement.marker.evaluate({"extra": extra}):
                 continue
             name = _name(requirement.name)
             if name not in needed:
