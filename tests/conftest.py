@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from tests.support import restore_logging  # noqa: F401 - an autouse fixture of every test here
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 
@@ -37,19 +39,6 @@ def _the_machine_is_left_alone() -> Iterator[None]:
     yield
     created = [path for path in MACHINE_PATHS if os.path.lexists(path) and path not in before]
     assert not created, f"a test wrote to the real machine: {', '.join(created)}"
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """ops sets the root logger to DEBUG (and hooks sys.excepthook) when it runs a charm; undo that."""
-    import logging
-
-    root = logging.getLogger()
-    level, handlers, excepthook = root.level, list(root.handlers), sys.excepthook
-    yield
-    root.setLevel(level)
-    root.handlers[:] = handlers
-    sys.excepthook = excepthook
 
 
 class Result:

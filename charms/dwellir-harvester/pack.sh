@@ -1,46 +1,6 @@
 #!/bin/sh
 # Pack the dwellir-harvester charm: ./pack.sh [charmcraft pack arguments...]
-#
-# Needs an Ubuntu 24.04 host with charmcraft (`sudo snap install charmcraft --classic`) and LXD
-# (`sudo snap install lxd && lxd init --auto`) or Multipass, and python3 with pip.
-#
-# charmcraft only sees this folder, and the charm's Python dependencies include this repository's
-# own packages. So the script first builds wheels of harvester-lib, harvester and charm-helpers
-# into wheels/ (git-ignored; requirements.txt installs them from there), then runs
-# `charmcraft pack`, which builds the charm's venv in an Ubuntu 24.04 instance.
-set -eu
-
+# The shared tools/pack-charm.sh builds this repository's wheels into wheels/ (what
+# requirements.txt installs), then runs `charmcraft pack` here; it needs Ubuntu 24.04.
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/../.." && pwd)
-python=${PYTHON:-python3}
-
-if [ -r /etc/os-release ]; then
-    . /etc/os-release
-    if [ "${ID:-}" != ubuntu ] || [ "${VERSION_ID:-}" != 24.04 ]; then
-        echo "pack.sh: warning: packing is supported on Ubuntu 24.04 (this is ${PRETTY_NAME:-unknown})" >&2
-    fi
-fi
-command -v charmcraft >/dev/null 2>&1 || {
-    echo "pack.sh: charmcraft is not installed: sudo snap install charmcraft --classic" >&2
-    exit 2
-}
-
-rm -rf "$here/wheels"
-mkdir -p "$here/wheels"
-"$python" -m pip wheel --quiet --no-deps --wheel-dir "$here/wheels" \
-    "$repo/harvester-lib" "$repo/harvester" "$repo/charm-helpers"
-
-# requirements.txt names the wheels by file name: it must name exactly the ones just built.
-for wheel in $(sed -n 's|^\./wheels/||p' "$here/requirements.txt"); do
-    if [ ! -f "$here/wheels/$wheel" ]; then
-        echo "pack.sh: requirements.txt names wheels/$wheel, but the build made: $(ls "$here/wheels")" >&2
-        echo "pack.sh: update the file names in requirements.txt to the packages' versions" >&2
-        exit 1
-    fi
-done
-
-# The packed charm keeps these modes: nothing in it may be writable by other users.
-chmod -R go-w "$here/src"
-
-cd "$here"
-exec charmcraft pack "$@"
+exec "$here/../../tools/pack-charm.sh" "$here" "$@"

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import logging
 import os
 import shlex
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -28,6 +26,15 @@ import pytest
 CHARM_DIR = Path(__file__).resolve().parents[1]
 REPO = CHARM_DIR.parents[1]
 USERTOOLS = Path(__file__).resolve().parent / "fakes" / "usertools.py"
+
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from tests.support import (  # noqa: E402 - the repository root is on sys.path only now
+    charm_environment,  # noqa: F401 - autouse fixtures of every test here
+    never_touch_the_real_machine,  # noqa: F401
+    restore_logging,  # noqa: F401
+)
 
 
 def _load(name: str, path: Path) -> ModuleType:
@@ -78,52 +85,6 @@ def read_state(path: Path) -> dict[str, Any]:
     """The user tools' state: ``users``, ``calls`` and ``useradd_error``."""
     result: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return result
-
-
-@pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test inherits plugin paths, a config file or tokens from its caller."""
-    for name in ("HARVESTER_COLLECTOR_PATHS", "HARVESTER_CONFIG", "DAEMON_AUTH_TOKENS", "DAEMON_AUTH_TOKEN_FILE"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """Undo what ops does when it runs a charm: the root logger at DEBUG, its sys.excepthook."""
-    root = logging.getLogger()
-    level, handlers, excepthook = root.level, list(root.handlers), sys.excepthook
-    yield
-    root.setLevel(level)
-    root.handlers[:] = handlers
-    sys.excepthook = excepthook
-
-
-_REAL_PATHS = (
-    "/etc/dwellir-harvester",
-    "/var/lib/dwellir-harvester",
-    "/etc/systemd/system/dwellir-harvester.service",
-)
-
-
-def _listing() -> dict[str, tuple[int, int]]:
-    found: dict[str, tuple[int, int]] = {}
-    for top in _REAL_PATHS:
-        for dirpath, _dirs, names in os.walk(top):
-            for name in names:
-                st = os.stat(os.path.join(dirpath, name))
-                found[os.path.join(dirpath, name)] = (st.st_ino, st.st_mtime_ns)
-        if os.path.isfile(top):
-            st = os.stat(top)
-            found[top] = (st.st_ino, st.st_mtime_ns)
-    return found
-
-
-@pytest.fixture(autouse=True)
-def _never_touch_the_real_machine() -> Iterator[None]:
-    """The tests run as any user, root included: none of them may write the machine's real paths."""
-    before = _listing()
-    yield
-    assert _listing() == before, "a test wrote the machine's real harvester files"
 
 
 class Sub:

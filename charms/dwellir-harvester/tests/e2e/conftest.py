@@ -19,12 +19,10 @@ import json
 import shutil
 import socket
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +36,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from tests.juju import Machine, Unit, VenvCache  # noqa: E402
+from tests.support import PolkadotNode  # noqa: E402
 
 JOURNAL = "/var/log/dwellir-harvester.log"
 #: The longest a test waits for the daemon to show a change (a harvest every second).
@@ -73,53 +72,6 @@ class ProbedExampleCharm(HarvesterExampleCharm):
         collectors, options = super()._wiring()
         return (collectors if "venv-probe" in collectors else [*collectors, "venv-probe"]), options
 '''
-
-GENESIS = "0x91b171bb158e2d3848fa23a9f1c25182fb8e20313b2c1eb49219da7a70ce90c3"
-NODE_ANSWERS: dict[str, Any] = {
-    "system_name": "Parity Polkadot",
-    "system_version": "1.16.2-4bd2b73c0d3",
-    "system_chain": "Polkadot",
-    "chain_getBlockHash": GENESIS,
-    "system_health": {"peers": 42, "isSyncing": False, "shouldHavePeers": True},
-}
-
-
-class PolkadotNode:
-    """A Polkadot node's JSON-RPC API on loopback; an unknown method gets JSON-RPC's "method not found"."""
-
-    def __init__(self) -> None:
-        answers = dict(NODE_ANSWERS)
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if request["method"] in answers:
-                    reply = {"jsonrpc": "2.0", "id": request["id"], "result": answers[request["method"]]}
-                else:
-                    reply = {"jsonrpc": "2.0", "id": request["id"], "error": {"code": -32601, "message": "no such"}}
-                body = json.dumps(reply).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-
-    def __enter__(self) -> PolkadotNode:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
 
 
 def free_port() -> int:

@@ -151,9 +151,12 @@ def test_requirements_install_this_repositorys_packages_from_the_wheels_pack_sh_
         version = importlib.metadata.version(match.group(1))
         expected.append(f"./wheels/{match.group(1).replace('-', '_')}-{version}-py3-none-any.whl")
     assert wheels == expected
-    script = (CHARM_DIR / "pack.sh").read_text()
-    assert '--wheel-dir "$here/wheels"' in script
-    assert (CHARM_DIR / "pack.sh").stat().st_mode & 0o111
+    wrapper = (CHARM_DIR / "pack.sh").read_text()
+    assert 'exec "$here/../../tools/pack-charm.sh" "$here" "$@"' in wrapper  # the shared script, for this folder
+    shared = CHARM_DIR.parents[1] / "tools" / "pack-charm.sh"
+    assert '--wheel-dir "$here/wheels"' in shared.read_text()
+    for script in (CHARM_DIR / "pack.sh", shared):
+        assert script.stat().st_mode & 0o111, script
 
 
 def test_requirements_pin_everything_the_charm_needs_at_run_time():

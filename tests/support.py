@@ -1,0 +1,125 @@
+"""What the tests of every folder share: guards that keep the real machine alone, and a node on loopback.
+
+The charms' test folders (``examples/example-charm/tests``, ``charms/dwellir-harvester/tests``)
+put the repository root on ``sys.path`` and import the fixtures here into their ``conftest.py``
+(a fixture imported into a conftest is that conftest's fixture)::
+
+    from tests.support import charm_environment, never_touch_the_real_machine, restore_logging
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+#: The real machine's paths of the harvester; no test may write them, whoever runs the suite.
+REAL_PATHS = (
+    "/etc/dwellir-harvester",
+    "/var/lib/dwellir-harvester",
+    "/etc/systemd/system/dwellir-harvester.service",
+)
+#: What a harvester reads from its environment; no test inherits them from its caller.
+HARVESTER_VARIABLES = ("HARVESTER_COLLECTOR_PATHS", "HARVESTER_CONFIG", "DAEMON_AUTH_TOKENS", "DAEMON_AUTH_TOKEN_FILE")
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """Undo what ops does when it runs a charm: the root logger at DEBUG, its ``sys.excepthook``."""
+    root = logging.getLogger()
+    level, handlers, excepthook = root.level, list(root.handlers), sys.excepthook
+    yield
+    root.setLevel(level)
+    root.handlers[:] = handlers
+    sys.excepthook = excepthook
+
+
+@pytest.fixture(autouse=True)
+def charm_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test inherits plugin paths, a config file or tokens from its caller."""
+    for name in HARVESTER_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+def _listing() -> dict[str, tuple[int, int]]:
+    found: dict[str, tuple[int, int]] = {}
+    for top in REAL_PATHS:
+        for dirpath, _dirs, names in os.walk(top):
+            for name in names:
+                st = os.stat(os.path.join(dirpath, name))
+                found[os.path.join(dirpath, name)] = (st.st_ino, st.st_mtime_ns)
+        if os.path.isfile(top):
+            st = os.stat(top)
+            found[top] = (st.st_ino, st.st_mtime_ns)
+    return found
+
+
+@pytest.fixture(autouse=True)
+def never_touch_the_real_machine() -> Iterator[None]:
+    """The tests run as any user, root included: none of them may write the machine's real paths."""
+    before = _listing()
+    yield
+    assert _listing() == before, "a test wrote the machine's real harvester files"
+
+
+GENESIS = "0x91b171bb158e2d3848fa23a9f1c25182fb8e20313b2c1eb49219da7a70ce90c3"
+#: What the Polkadot node answers, by JSON-RPC method.
+NODE_ANSWERS: dict[str, Any] = {
+    "system_name": "Parity Polkadot",
+    "system_version": "1.16.2-4bd2b73c0d3",
+    "system_chain": "Polkadot",
+    "chain_getBlockHash": GENESIS,
+    "system_health": {"peers": 42, "isSyncing": False, "shouldHavePeers": True},
+}
+
+
+class PolkadotNode:
+    """A Polkadot node's JSON-RPC API on loopback (a context manager).
+
+    ``answers`` maps a method to its result (an unknown method gets JSON-RPC's "method not found");
+    ``calls`` lists the methods asked, in order; ``url`` is where it listens.
+    """
+
+    def __init__(self) -> None:
+        self.answers = dict(NODE_ANSWERS)
+        self.calls: list[str] = []
+        node = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                node.calls.append(request["method"])
+                if request["method"] in node.answers:
+                    reply = {"jsonrpc": "2.0", "id": request["id"], "result": node.answers[request["method"]]}
+                else:
+                    reply = {"jsonrpc": "2.0", "id": request["id"], "error": {"code": -32601, "message": "no such"}}
+                body = json.dumps(reply).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+
+    def __enter__(self) -> PolkadotNode:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
