@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -123,3 +125,39 @@ class PolkadotNode:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join()
+
+
+#: The daemon's log line once it listens (``--port 0`` picks a free port; this says which).
+LISTENING = re.compile(r"listening on http://(?P<host>[^\s]+?):(?P<port>\d+) ")
+
+
+class DaemonProcess:
+    """A daemon a test started: its process, its stderr read on a thread, and the port it listens on."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+        self.port: int | None = None
+        self._ready = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+            match = LISTENING.search(line)
+            if match:
+                self.port = int(match["port"])
+                self._ready.set()
+        self._ready.set()
+
+    @property
+    def log(self) -> str:
+        """Everything the daemon wrote to stderr so far."""
+        return "".join(self.lines)
+
+    def wait_listening(self, timeout: float = 20) -> None:
+        """Wait until the daemon listens (or ends); fail with its log when it does not."""
+        self._ready.wait(timeout)
+        assert self.port is not None, f"daemon did not start listening:\n{self.log}"

@@ -9,14 +9,13 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-LISTENING = re.compile(r"listening on http://(?P<host>[^\s]+?):(?P<port>\d+) ")
+from tests.support import DaemonProcess
 
 # The daemon with lowered internal limits (``serve(..., limits=Limits(...))``), so that a test reaches
 # a timeout or the connection cap in a second. Settings come from flags, as the CLI would give them.
@@ -42,33 +41,7 @@ class Reply:
         return json.loads(self.body)
 
 
-class Daemon:
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        self.proc = proc
-        self.lines: list[str] = []
-        self.port: int | None = None
-        self._ready = threading.Event()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line)
-            match = LISTENING.search(line)
-            if match:
-                self.port = int(match["port"])
-                self._ready.set()
-        self._ready.set()
-
-    @property
-    def log(self) -> str:
-        return "".join(self.lines)
-
-    def wait_listening(self, timeout: float = 20) -> None:
-        self._ready.wait(timeout)
-        assert self.port is not None, f"daemon did not start listening:\n{self.log}"
-
+class Daemon(DaemonProcess):
     def request(
         self, path: str, method: str = "GET", headers: dict[str, str] | None = None, timeout: float = 5
     ) -> Reply:

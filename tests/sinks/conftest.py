@@ -5,13 +5,11 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +17,8 @@ from typing import Any
 
 import pytest
 
-LISTENING = re.compile(r"listening on http://(?P<host>[^\s]+?):(?P<port>\d+) ")
+from tests.support import DaemonProcess
+
 ACCESS_KEY, SECRET_KEY = "AKIATESTSINKS0000001", "test-secret-key-do-not-log-7f3a"
 
 
@@ -134,29 +133,7 @@ def own_moto() -> Iterator[Callable[..., MotoServer]]:
         server.stop()
 
 
-class Daemon:
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        self.proc = proc
-        self.lines: list[str] = []
-        self.port: int | None = None
-        self._ready = threading.Event()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line)
-            match = LISTENING.search(line)
-            if match:
-                self.port = int(match["port"])
-                self._ready.set()
-        self._ready.set()
-
-    @property
-    def log(self) -> str:
-        return "".join(self.lines)
-
+class Daemon(DaemonProcess):
     def get(self, path: str) -> tuple[int, bytes]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
         try:
@@ -211,8 +188,7 @@ def start_daemon(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
         )
         daemon = Daemon(proc)
         started.append(daemon)
-        daemon._ready.wait(20)
-        assert daemon.port is not None, f"daemon did not start listening:\n{daemon.log}"
+        daemon.wait_listening()
         return daemon
 
     yield start
