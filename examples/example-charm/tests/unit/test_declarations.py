@@ -2,33 +2,19 @@
 
 from __future__ import annotations
 
-import ast
-import importlib.metadata
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import charm
-import pytest
-import yaml
 from ops import testing
 
 from dwellir_harvester.lib import load_collectors
+from tests import charm_project
 
 CHARM_DIR = Path(__file__).resolve().parents[2]
 REPO = CHARM_DIR.parents[1]
-CHARMCRAFT = yaml.safe_load((CHARM_DIR / "charmcraft.yaml").read_text())
+PROJECT = charm_project.CharmProject(CHARM_DIR)
+CHARMCRAFT = PROJECT.charmcraft
 OPTIONS = CHARMCRAFT["config"]["options"]
-
-
-def guide_snippet() -> dict:
-    """The action declaration docs/charm-authors.md tells charm authors to copy, exactly."""
-    guide = (REPO / "docs" / "charm-authors.md").read_text()
-    section = guide.split("## 3. Declare the action", 1)[1]
-    block = re.search(r"```yaml\n(.*?)```", section, re.S)
-    assert block is not None
-    return yaml.safe_load(block.group(1))
 
 
 def test_charmcraft_yaml_is_a_unified_machine_charm_on_noble():
@@ -42,7 +28,7 @@ def test_charmcraft_yaml_is_a_unified_machine_charm_on_noble():
 
 
 def test_the_action_is_declared_exactly_as_the_guide_says():
-    assert CHARMCRAFT["actions"] == guide_snippet()["actions"]
+    assert CHARMCRAFT["actions"] == charm_project.guide_snippet()["actions"]
     assert CHARMCRAFT["actions"]["run-collectors"]["additionalProperties"] is False
 
 
@@ -74,26 +60,8 @@ def test_every_declared_param_reaches_the_harvester_with_the_type_juju_gives_it(
     assert ctx.action_results["status"] == "success"
 
 
-def config_keys_read() -> set[str]:
-    """Every config option the charm's code reads: ``config.get("x")`` and ``config["x"]``."""
-    found: set[str] = set()
-    for path in (CHARM_DIR / "src").glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            target = None
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get":
-                target, key = node.func.value, node.args[0] if node.args else None
-            elif isinstance(node, ast.Subscript):
-                target, key = node.value, node.slice
-            else:
-                continue
-            name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", None)
-            if name == "config" and isinstance(key, ast.Constant) and isinstance(key.value, str):
-                found.add(key.value)
-    return found
-
-
 def test_every_option_the_charm_reads_is_declared():
-    read = config_keys_read()
+    read = PROJECT.config_keys_read()
     assert read == set(OPTIONS), (read, set(OPTIONS))
 
 
@@ -133,66 +101,17 @@ def test_the_charm_ships_the_two_collectors_it_names():
 
 # --- packing ---------------------------------------------------------------------------------
 
-REQUIREMENTS = [
-    line.strip()
-    for line in (CHARM_DIR / "requirements.txt").read_text().splitlines()
-    if line.strip() and not line.strip().startswith("#")
-]
-
-
-def _name(text: str) -> str:
-    return re.sub(r"[-_.]+", "-", text).lower()
-
 
 def test_requirements_install_this_repositorys_packages_from_the_wheels_pack_sh_builds():
-    wheels = [line for line in REQUIREMENTS if line.startswith("./wheels/")]
-    expected = []
-    for folder in ("harvester-lib", "harvester", "charm-helpers"):
-        project = (REPO / folder / "pyproject.toml").read_text()
-        name = re.search(r'^name = "([^"]+)"', project, re.M).group(1)
-        version = importlib.metadata.version(name)
-        expected.append(f"./wheels/{name.replace('-', '_')}-{version}-py3-none-any.whl")
-    assert wheels == expected
-    assert "wheels" in (CHARM_DIR / "pack.sh").read_text()
+    PROJECT.check_wheels()
 
 
 def test_requirements_pin_everything_the_charm_needs_at_run_time():
     """charm-strict-dependencies installs with --no-deps: every dependency must be listed, pinned."""
-    from packaging.requirements import Requirement
-
-    pinned = {}
-    for line in REQUIREMENTS:
-        if not line.startswith("./"):
-            requirement = Requirement(line)
-            assert str(requirement.specifier).startswith("=="), line
-            pinned[_name(requirement.name)] = requirement
-    needed: set[str] = set()
-    todo = ["dwellir-harvester-charm", "dwellir-harvester"]
-    while todo:
-        for text in importlib.metadata.requires(todo.pop()) or []:
-            requirement = Requirement(text)
-            if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
-                continue
-            name = _name(requirement.name)
-            if name not in needed:
-                needed.add(name)
-                todo.append(name)
-    needed -= {"dwellir-harvester-lib"}
-    assert needed <= set(pinned), sorted(needed - set(pinned))
-    binary = CHARMCRAFT["parts"]["charm"]["charm-binary-python-packages"]
-    assert {_name(b) for b in binary} <= set(pinned)
-    assert CHARMCRAFT["parts"]["charm"]["charm-strict-dependencies"] is True
+    PROJECT.check_pins()
 
 
 def test_charmcraft_expands_the_file():
-    """What the lint step runs; skipped where charmcraft is not installed."""
-    charmcraft = Path(sys.executable).with_name("charmcraft")
-    if not charmcraft.exists():
-        pytest.skip("charmcraft is not installed in this environment")
-    proc = subprocess.run(
-        [str(charmcraft), "expand-extensions"], cwd=CHARM_DIR, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert proc.returncode == 0, proc.stderr
-    expanded = yaml.safe_load(proc.stdout)
-    assert expanded["actions"] == CHARMCRAFT["actions"]
-    assert expanded["config"] == CHARMCRAFT["config"]
+    """What the charm-lint step runs: charmcraft's own reading of charmcraft.yaml."""
+    expanded = PROJECT.expanded()
+    assert expanded["name"] == CHARMCRAFT["name"]
