@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -161,3 +162,12 @@ class DaemonProcess:
         """Wait until the daemon listens (or ends); fail with its log when it does not."""
         self._ready.wait(timeout)
         assert self.port is not None, f"daemon did not start listening:\n{self.log}"
+
+    def stop(self, timeout: float = 10) -> int:
+        """SIGTERM the daemon (unless it ended) and return its exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self._reader.join(5)

@@ -6,7 +6,6 @@ import http.client
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -97,14 +96,6 @@ class Daemon(DaemonProcess):
     def count(self, text: str) -> int:
         """How many log lines hold ``text``."""
         return sum(text in line for line in list(self.lines))
-
-    def stop(self, timeout: float = 10) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        finally:
-            self._reader.join(5)
 
 
 @pytest.fixture

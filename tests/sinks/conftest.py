@@ -163,14 +163,6 @@ class Daemon(DaemonProcess):
     def wait(self, predicate: Callable[[], Any], timeout: float = 20, what: str = "condition") -> Any:
         return wait_until(predicate, timeout, what, lambda: self.log)
 
-    def stop(self, timeout: float = 10) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        finally:
-            self._reader.join(5)
-
 
 @pytest.fixture
 def start_daemon(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
