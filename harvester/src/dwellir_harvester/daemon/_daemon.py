@@ -500,8 +500,11 @@ class Daemon:
         server.on_stats = self.count_http
         serving = threading.Thread(target=server.serve_forever, name="http", daemon=True)
         serving.start()
-        previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+        # The wake-up fd first, then the handlers: a signal that finds a handler must also find the fd,
+        # or it is swallowed (a SIGTERM right after start-up left the daemon running). One that comes
+        # before the handlers ends the process as it would have before serving.
         old_fd = signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
+        previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
         selector = selectors.DefaultSelector()
         selector.register(self._wake_r, selectors.EVENT_READ)
         next_due = time.monotonic()
