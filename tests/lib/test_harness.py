@@ -60,6 +60,16 @@ STATUSES = """
         pass
 """
 
+BIG = """
+    from dwellir_harvester.lib import GenericCollector
+
+    class Big(GenericCollector):
+        NAME = "big"
+
+        def collect(self):
+            return {"rows": ["x" * 100 for _ in range(5000)]}  # ~0.6 MB: far more than a pipe buffer
+"""
+
 
 @pytest.fixture
 def harness_dir(plugin_dir) -> Path:
@@ -69,6 +79,7 @@ def harness_dir(plugin_dir) -> Path:
             "echo.py": ECHO,
             "_helper.py": "def kind(value):\n    return type(value).__name__\n",
             "statuses.py": STATUSES,
+            "big.py": BIG,
         },
     )
 
@@ -286,3 +297,20 @@ def test_a_reader_that_leaves_early_gets_no_traceback(harness_dir):
         stderr = proc.stderr.read().decode()
         assert proc.wait(timeout=20) == 1
     assert "Traceback" not in stderr and "BrokenPipeError" not in stderr
+
+
+@pytest.mark.parametrize("head", [["head", "-c", "10"], ["head", "-n", "1"]], ids=["head -c 10", "head -1"])
+def test_a_reader_that_leaves_mid_document_gets_no_traceback(harness_dir, head):
+    """``... | head``: the pipe closes after the first bytes or line, while the document is being written."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "dwellir_harvester.lib.run", "big:Big", "--collector-path", str(harness_dir)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        reader = subprocess.run(head, stdin=proc.stdout, capture_output=True, timeout=20, check=True)
+        proc.stdout.close()  # only `head` held the reading end; now nobody does
+        stderr = proc.stderr.read().decode()
+        assert proc.wait(timeout=20) == 1  # documented: the document was not delivered
+    assert reader.stdout.startswith(b"{")
+    assert stderr == ""

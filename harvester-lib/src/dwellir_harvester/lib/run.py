@@ -14,7 +14,9 @@ module defines a single collector. ``--option KEY=VALUE`` values are read as JSO
 
 Exit status: 0 success or partial, 1 failed or timeout, 2 a usage error (a module that cannot be
 imported, a class that is not a collector, a bad option), with a one-line message on stderr and a
-traceback only with ``--debug``.
+traceback only with ``--debug``. When the reader of the output leaves before the whole entry is
+written (``... | head``), the harness stops quietly, nothing on stderr, with exit status 1: the
+entry was not delivered (Python's documented recipe for ``EPIPE``; a shell shows no ``141``).
 """
 
 from __future__ import annotations
@@ -147,7 +149,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m dwellir_harvester.lib.run",
         description="Run one collector class and print its entry (meta and data) as JSON.",
-        epilog="Exit status: 0 success or partial, 1 failed or timeout, 2 usage error.",
+        epilog="Exit status: 0 success or partial, 1 failed or timeout (or the reader left early), 2 usage error.",
     )
     parser.add_argument("collector", help="module:Class, module (one collector), or path/to/file.py:Class")
     parser.add_argument(
