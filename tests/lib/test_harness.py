@@ -9,6 +9,7 @@ import pytest
 
 from dwellir_harvester.lib import CollectorOptionError, GenericCollector
 from dwellir_harvester.lib.testing import run_collector
+from tests.conftest import collector_source
 
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "examples" / "plugins"
 
@@ -314,3 +315,29 @@ def test_a_reader_that_leaves_mid_document_gets_no_traceback(harness_dir, head):
         assert proc.wait(timeout=20) == 1  # documented: the document was not delivered
     assert reader.stdout.startswith(b"{")
     assert stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("target", "origin"),
+    [
+        ("statuses:Ok", "statuses.py"),
+        ("{dir}/statuses.py:Ok", "statuses.py"),
+        ("pack:PackCollector", "pack"),
+        ("pack.inner:PackCollector", "pack"),
+    ],
+    ids=["module-in-dir", "file-path", "package", "package-submodule"],
+)
+def test_meta_source_is_the_path_form_that_collect_gives(run_harness, run_cli, harness_dir, target, origin):
+    """A collector from a plugin directory is ``path:<file>`` in the harness as in ``collect``, never ``class:...``."""
+    (harness_dir / "pack").mkdir(mode=0o755)
+    (harness_dir / "pack" / "__init__.py").write_text("from .inner import PackCollector\n")
+    (harness_dir / "pack" / "inner.py").write_text(collector_source("pack"))
+    name = "pack" if origin == "pack" else "ok"
+    expected = f"path:{harness_dir.resolve() / origin}"
+
+    harness = run_harness(target.format(dir=harness_dir), "--collector-path", harness_dir)
+    collect = run_cli("collect", name, "--collector-path", str(harness_dir), "--isolation", "thread")
+
+    assert collect.returncode == 0, collect
+    assert parsed(harness)["meta"]["source"] == expected
+    assert collect.json()["collectors"][name]["meta"]["source"] == expected

@@ -33,12 +33,20 @@ from pathlib import Path
 from typing import Any
 
 from ._collector import CollectorBase
+from ._engine import build_document, run_spec
 from ._errors import CollectorError
-from ._loader import CollectorSpec, _classify_module, _import_plugin, _plugin_package, check_plugin_dir
-from ._types import FAILING
+from ._loader import (
+    CollectorSpec,
+    _classify_module,
+    _import_plugin,
+    _plugin_package,
+    check_plugin_dir,
+    spec_for_class,
+)
+from ._schema import validate_output
+from ._types import FAILING, Entry
 from .files import unsafe_reason
 from .limits import describe_error, seconds
-from .testing import run_collector
 
 __all__ = ["UsageError", "main"]
 
@@ -50,16 +58,18 @@ class UsageError(Exception):
     """
 
 
-def _import_from_dirs(module: str, directories: Sequence[Path]) -> types.ModuleType | None:
+def _import_from_dirs(module: str, directories: Sequence[Path]) -> tuple[types.ModuleType, str] | None:
     head = module.split(".", 1)[0]
     for directory in directories:
-        if (directory / f"{head}.py").is_file() or (directory / head / "__init__.py").is_file():
-            package = _plugin_package(directory)
-            return importlib.import_module(f"{package}.{module}")
+        for entry in (directory / f"{head}.py", directory / head):
+            if entry.is_file() or (entry / "__init__.py").is_file():
+                package = _plugin_package(directory)
+                return importlib.import_module(f"{package}.{module}"), f"path:{entry}"
     return None
 
 
-def _load_module(module: str, directories: Sequence[Path]) -> types.ModuleType:
+def _load_module(module: str, directories: Sequence[Path]) -> tuple[types.ModuleType, str | None]:
+    """The module, and the source ``collect`` reports for it (``path:<file>``; None when installed)."""
     try:
         if module.endswith(".py") or "/" in module:
             path = Path(module)
@@ -68,9 +78,10 @@ def _load_module(module: str, directories: Sequence[Path]) -> types.ModuleType:
             reason = unsafe_reason(path)
             if reason:
                 raise UsageError(f"{module}: refused: it {reason}")
-            return _import_plugin(_plugin_package(check_plugin_dir(path.parent)), path.resolve())
+            entry = check_plugin_dir(path.parent) / path.name  # as discovery names it: resolved directory
+            return _import_plugin(_plugin_package(entry.parent), entry), f"path:{entry}"
         found = _import_from_dirs(module, directories)
-        return found if found is not None else importlib.import_module(module)
+        return found if found is not None else (importlib.import_module(module), None)
     except UsageError:
         raise
     except ModuleNotFoundError as err:
@@ -82,8 +93,8 @@ def _load_module(module: str, directories: Sequence[Path]) -> types.ModuleType:
         raise UsageError(f"importing {module} failed: {describe_error(err)}") from err
 
 
-def load_collector_class(target: str, paths: Sequence[str] = ()) -> type[CollectorBase]:
-    """Resolve ``module:Class`` (or ``module`` with one collector) to a collector class."""
+def _resolve(target: str, paths: Sequence[str]) -> tuple[type[CollectorBase], str | None]:
+    """The collector class and the source ``collect`` reports for it (None: an installed module)."""
     module_name, _, class_name = target.rpartition(":") if ":" in target else (target, "", "")
     if not module_name:
         raise UsageError(f"{target!r}: expected module:Class")
@@ -91,22 +102,51 @@ def load_collector_class(target: str, paths: Sequence[str] = ()) -> type[Collect
         directories = [check_plugin_dir(p) for p in paths]
     except CollectorError as err:
         raise UsageError(str(err)) from err
-    module = _load_module(module_name, directories)
+    module, source = _load_module(module_name, directories)
     if not class_name:
-        specs = _classify_module(module, "plugins", module_name)
+        specs = _classify_module(module, "plugins", source or module_name)
         found = [spec.cls for spec in specs if isinstance(spec, CollectorSpec)]
         if len(found) != 1:
             names = ", ".join(c.__name__ for c in found) or "none"
             raise UsageError(
                 f"{module_name} defines {len(found)} collectors ({names}); name one as {module_name}:Class"
             )
-        return found[0]
+        return found[0], source
     cls = getattr(module, class_name, None)
     if cls is None:
         raise UsageError(f"{module_name} has no attribute {class_name!r}")
     if not (isinstance(cls, type) and issubclass(cls, CollectorBase)):
         raise UsageError(f"{target} is not a collector (not a subclass of CollectorBase)")
-    return cls
+    return cls, source
+
+
+def load_collector_class(target: str, paths: Sequence[str] = ()) -> type[CollectorBase]:
+    """Resolve ``module:Class`` (or ``module`` with one collector) to a collector class.
+
+    Args:
+        target: ``module:Class``, ``module`` (when it defines one collector), or ``path/to/file.py:Class``.
+        paths: plugin directories searched for ``module`` before the installed modules.
+
+    Returns:
+        The collector class.
+
+    Raises:
+        UsageError: the module cannot be imported, or the class is missing or not a collector.
+    """
+    return _resolve(target, paths)[0]
+
+
+def _run(spec: CollectorSpec, options: dict[str, Any], timeout: float | None, validate: bool) -> Entry:
+    """``testing.run_collector`` for a spec: the entry's ``meta.source`` is the one ``collect`` gives.
+
+    That is ``path:<file>`` (``path:<package dir>``) for a collector from a plugin directory or a
+    file, ``class:<module>.<Class>`` for one from an installed module.
+    """
+    entry = run_spec(spec, options, timeout, validate)
+    if validate:
+        meta = entry["meta"]
+        validate_output(build_document({spec.name: entry}, meta["collection_time"], meta["duration_ms"] / 1000))
+    return entry
 
 
 def _parse_value(raw: str) -> Any:
@@ -177,9 +217,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
     try:
-        cls = load_collector_class(args.collector, args.collector_path)
+        cls, source = _resolve(args.collector, args.collector_path)
         options = load_options(args.options_file, args.option)
-        entry = run_collector(cls, options, timeout=args.timeout, validate=not args.no_validate)
+        entry = _run(spec_for_class(cls, source), options, args.timeout, not args.no_validate)
     except (UsageError, CollectorError, TypeError, ValueError, OSError) as err:
         if args.debug:
             raise
