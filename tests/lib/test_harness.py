@@ -341,3 +341,20 @@ def test_meta_source_is_the_path_form_that_collect_gives(run_harness, run_cli, h
     assert collect.returncode == 0, collect
     assert parsed(harness)["meta"]["source"] == expected
     assert collect.json()["collectors"][name]["meta"]["source"] == expected
+
+
+HINT = "(is it in a plugin directory? pass --collector-path DIR)"
+
+
+def test_a_module_not_found_without_a_collector_path_hints_at_one(run_harness, harness_dir, plugin_dir):
+    hinted = run_harness("eth_node:EthNode")
+    searched = run_harness("eth_node:EthNode", "--collector-path", harness_dir)
+    # a module that is found, but imports what is missing: the hint would send the author astray
+    cwd = plugin_dir("cwd", **{"needs_dep.py": "import no_such_dependency_anywhere\n"})
+    dependency = run_harness("needs_dep:Thing", cwd=cwd)
+
+    assert hinted.returncode == 2, hinted
+    assert hinted.stderr == f"error: cannot import eth_node: No module named 'eth_node' {HINT}\n"
+    assert searched.returncode == 2 and HINT not in searched.stderr and str(harness_dir) in searched.stderr
+    assert dependency.returncode == 2 and "no_such_dependency_anywhere" in dependency.stderr, dependency
+    assert HINT not in dependency.stderr

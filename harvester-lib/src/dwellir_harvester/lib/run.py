@@ -68,6 +68,19 @@ def _import_from_dirs(module: str, directories: Sequence[Path]) -> tuple[types.M
     return None
 
 
+def _where(module: str, err: ModuleNotFoundError, directories: Sequence[Path]) -> str:
+    """Where ``module`` was looked for, or the hint to pass ``--collector-path`` when none was given.
+
+    No hint when what is missing is something the module itself imports: a plugin dir is not meant.
+    """
+    if directories:
+        return f" (searched {', '.join(map(str, directories))} and installed modules)"
+    missing = err.name or ""
+    if missing and (module == missing or module.startswith(missing + ".")):
+        return " (is it in a plugin directory? pass --collector-path DIR)"
+    return ""
+
+
 def _load_module(module: str, directories: Sequence[Path]) -> tuple[types.ModuleType, str | None]:
     """The module, and the source ``collect`` reports for it (``path:<file>``; None when installed)."""
     try:
@@ -85,8 +98,7 @@ def _load_module(module: str, directories: Sequence[Path]) -> tuple[types.Module
     except UsageError:
         raise
     except ModuleNotFoundError as err:
-        where = f" (searched {', '.join(map(str, directories))} and installed modules)" if directories else ""
-        raise UsageError(f"cannot import {module}: {err}{where}") from err
+        raise UsageError(f"cannot import {module}: {err}{_where(module, err, directories)}") from err
     except CollectorError as err:
         raise UsageError(str(err)) from err
     except BaseException as err:
