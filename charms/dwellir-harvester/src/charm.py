@@ -345,7 +345,7 @@ class DwellirHarvesterCharm(ops.CharmBase):
     # --- actions -------------------------------------------------------------------------------
 
     def _on_run_collectors(self, event: ops.ActionEvent) -> None:
-        report(event, action.deliver(self.run_collectors(event.params), self.paths.results_dir, self.unit.name))
+        action.report(event, action.deliver(self.run_collectors(event.params), self.paths.results_dir, self.unit.name))
 
     def run_collectors(self, params: Mapping[str, Any]) -> action.ActionOutcome:
         """Run the machine's harvest with the action's params, as the daemon would, in a subprocess.
@@ -388,7 +388,7 @@ class DwellirHarvesterCharm(ops.CharmBase):
         return action.ActionOutcome({"output": result.stdout.strip(), "status": status}, tuple(logs), invalid)
 
     def _on_show_config(self, event: ops.ActionEvent) -> None:
-        report(event, self.show_config())
+        action.report(event, self.show_config())
 
     def show_config(self) -> action.ActionOutcome:
         """The effective configuration (``serve --check-config``), secrets redacted, as result ``config``."""
@@ -494,16 +494,6 @@ def last_line(text: str) -> str:
     """Return the last non-empty line of ``text`` (a runner's stderr), redacted and bounded."""
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return action.redacted(lines[-1]) if lines else ""
-
-
-def report(event: ops.ActionEvent, outcome: action.ActionOutcome) -> None:
-    """Hand an outcome to the action: its log lines, its results, and its failure."""
-    for line in outcome.logs:
-        event.log(line)
-    if outcome.results is not None:
-        event.set_results(outcome.results)
-    if outcome.failure is not None:
-        event.fail(outcome.failure)
 
 
 if __name__ == "__main__":  # pragma: nocover

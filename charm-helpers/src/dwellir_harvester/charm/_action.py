@@ -17,6 +17,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
+import ops
+
 from dwellir_harvester.lib import (
     CollectorError,
     CollectorSpec,
@@ -348,3 +350,13 @@ def default_selection(own: Sequence[str], available: Sequence[str]) -> list[str]
     names.extend(own)
     names.append(JUJU_CHARM)
     return list(dict.fromkeys(names))
+
+
+def report(event: ops.ActionEvent, outcome: ActionOutcome) -> None:
+    """Hand ``outcome`` to the action ``event``: its log lines, then its results, then its failure."""
+    for line in outcome.logs:
+        event.log(line)
+    if outcome.results is not None:
+        event.set_results(outcome.results)
+    if outcome.failure is not None:
+        event.fail(outcome.failure)

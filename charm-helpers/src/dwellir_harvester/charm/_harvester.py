@@ -417,13 +417,7 @@ class Harvester(ops.Object):
             files.remove(self.snapshot_path)
 
     def _on_action(self, event: ops.ActionEvent) -> None:
-        outcome = self._run_action(event.params)
-        for line in outcome.logs:
-            event.log(line)
-        if outcome.results is not None:
-            event.set_results(outcome.results)
-        if outcome.failure is not None:
-            event.fail(outcome.failure)
+        _action.report(event, self._run_action(event.params))
 
     def _hook_python(self) -> tuple[str, tuple[str, ...]]:
         """The hook's interpreter, and the directories of its import path inside the charm dir."""

@@ -19,6 +19,8 @@ harvest through the runner) reports by the same rules with these functions:
     The size rule and the file, for a result under another key than ``output``.
 ``prune_result_files(directory, unit, keep)``
     Remove a unit's result files but the newest ``keep`` (0 on remove).
+``report(event, outcome)``
+    Hand an outcome to the action event: its log lines, its results, its failure.
 
 Each function's own docstring is the reference.
 """
@@ -35,6 +37,7 @@ from ._action import (
     parse_params,
     prune_result_files,
     redacted,
+    report,
     write_result_file,
 )
 
@@ -50,5 +53,6 @@ __all__ = [
     "parse_params",
     "prune_result_files",
     "redacted",
+    "report",
     "write_result_file",
 ]
