@@ -19,6 +19,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -171,3 +172,25 @@ class DaemonProcess:
             return self.proc.wait(timeout)
         finally:
             self._reader.join(5)
+
+    def kill(self) -> None:
+        """End the daemon at once (unless it ended), reap it and close its stderr: a test's clean-up."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+        self._reader.join(5)
+        assert self.proc.stderr is not None
+        self.proc.stderr.close()
+
+
+def child_processes(pid: int) -> dict[int, str]:
+    """The child processes of ``pid`` and their states (``Z`` for a zombie), read from ``/proc``."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found[int(stat.parent.name)] = fields[0]
+    return found

@@ -135,12 +135,7 @@ def start_daemon(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
 
     yield start
     for daemon in started:
-        if daemon.proc.poll() is None:
-            daemon.proc.kill()
-        daemon.proc.wait(10)
-        daemon._reader.join(5)
-        assert daemon.proc.stderr is not None
-        daemon.proc.stderr.close()
+        daemon.kill()
 
 
 @pytest.fixture

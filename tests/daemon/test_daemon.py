@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from dwellir_harvester.lib import validate_output
+from tests.support import child_processes
 
 SERVE = [sys.executable, "-m", "dwellir_harvester.cli", "serve"]
 
@@ -47,15 +48,7 @@ class FlakyCollector(GenericCollector):
 
 def children(pid: int) -> list[int]:
     """The live child processes of ``pid`` (zombies included: they would be unreaped workers)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
+    return list(child_processes(pid))
 
 
 HANG = """

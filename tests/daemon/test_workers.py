@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from dwellir_harvester.lib import validate_output
+from tests.support import child_processes
 
 USES_DEPENDENCY = """
 import only_in_the_charms_venv
@@ -153,15 +154,7 @@ def lasting_zombies(pid: int, seconds: float = 3.0) -> list[int]:
 
 
 def zombies_of(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid and fields[0] == "Z":
-            found.append(int(stat.parent.name))
-    return found
+    return [child for child, state in child_processes(pid).items() if state == "Z"]
 
 
 @pytest.mark.slow
