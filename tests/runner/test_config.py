@@ -174,6 +174,7 @@ def test_the_schema_is_what_the_loader_accepts(etc):
         "spool_dir",
         "spool_max_documents",
         "spool_max_bytes",
+        "withdrawn",
     }
     everything = {
         "collectors": ["juju"],

@@ -299,3 +299,42 @@ def test_errors_never_echo_a_secret(main, text):
 def test_a_wrongly_typed_token_says_only_its_type(main):
     err = refused(main, f"auth_tokens: {SECRET}\n")
     assert err.key == "auth_tokens" and err.message == "expected a list, got a string"
+
+
+def test_a_withdrawn_dropin_is_left_out_with_its_charms_reason(run_cli, tmp_path):
+    """A charm whose collectors cannot be wired in says why in its drop-in; the harvest reports it."""
+    main = tmp_path / "etc" / "config.yaml"
+    (main.parent / "config.d").mkdir(parents=True)
+    main.write_text("collectors: ['null']\n")
+    dropin = main.parent / "config.d" / "my-app.yaml"
+    dropin.write_text("# written by a charm\nwithdrawn: \"unknown collector 'peres' (did you mean 'peers'?)\"\n")
+    result = run_cli("collect", "--config", str(main), "--no-validate", timeout=30)
+    assert result.returncode == 0, result
+    document = result.json()
+    assert set(document["collectors"]) == {"host", "null"}
+    assert document["harvester"]["problems"] == [
+        {"where": str(dropin), "problem": "withdrawn by its charm: unknown collector 'peres' (did you mean 'peers'?)"}
+    ]
+    # Its reason is one redacted line; the main config may not say it.
+    dropin.write_text('withdrawn: "cannot reach https://user:hunter2@node:9944\\nsecond line"\n')
+    [problem] = load(main).problems
+    assert "hunter2" not in problem.problem and "\n" not in problem.problem
+    main.write_text("withdrawn: nope\n")
+    with pytest.raises(ConfigError, match="withdrawn belongs in a drop-in") as caught:
+        load(main)
+    assert caught.value.key == "withdrawn"
+
+
+def test_a_dropin_excluding_an_unknown_collector_is_left_out_alone(run_cli, tmp_path):
+    main = tmp_path / "etc" / "config.yaml"
+    (main.parent / "config.d").mkdir(parents=True)
+    main.write_text("collectors: ['null']\n")
+    (main.parent / "config.d" / "10-good.yaml").write_text("exclude: [host]\n")
+    bad = main.parent / "config.d" / "20-bad.yaml"
+    bad.write_text("exclude: [hots]\n")
+    result = run_cli("collect", "--config", str(main), "--no-validate", timeout=30)
+    assert result.returncode == 0, result
+    document = result.json()
+    assert set(document["collectors"]) == {"null"}  # the good drop-in's exclude still applies
+    [problem] = document["harvester"]["problems"]
+    assert problem["where"] == str(bad) and problem["problem"].startswith("left out: exclude: unknown collector 'hots'")

@@ -111,7 +111,7 @@ def _discover(settings: Settings, pool: WorkerPool | None) -> Registry:
 
 
 def _dropin_problems(settings: Settings, registry: Registry) -> dict[str, str]:
-    """The drop-ins to leave out: each names an unknown collector or option, or its worker cannot start."""
+    """The drop-ins to leave out: each names (or excludes) an unknown collector or option, or its worker cannot start."""
     bad: dict[str, str] = {}
     for problem in registry.problems:
         if settings.is_dropin(problem.where):
@@ -120,6 +120,9 @@ def _dropin_problems(settings: Settings, registry: Registry) -> dict[str, str]:
         origin = settings.collector_origins.get(name)
         if origin is not None and settings.is_dropin(origin) and name not in registry:
             bad.setdefault(origin, f"left out: {UnknownCollectorError(name, registry.available())}")
+    for name, origin in settings.exclude_origins.items():
+        if settings.is_dropin(origin) and name not in registry:
+            bad.setdefault(origin, f"left out: exclude: {UnknownCollectorError(name, registry.available())}")
     for name, options in settings.collector_options.items():
         origin = settings.option_origins.get(name)
         if origin is None or not settings.is_dropin(origin):

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from dwellir_harvester.lib import PATHS_ENV, env_plugin_paths
-from dwellir_harvester.lib.redact import redact_url, redact_values
+from dwellir_harvester.lib.limits import one_line
+from dwellir_harvester.lib.redact import redact_text, redact_url, redact_values
 
 from ._errors import ConfigError
 from ._files import config_files, main_config_file, read_config_file
@@ -91,6 +92,8 @@ class Settings:
         self.spool_max_bytes: int = DEFAULTS["spool_max_bytes"]
         #: Where each collector name of the files came from (the first file that listed it).
         self.collector_origins: dict[str, str] = {}
+        #: Where each excluded name of the files came from (the first file that excluded it).
+        self.exclude_origins: dict[str, str] = {}
         #: Drop-ins left out, and why: the rest of the config still applies.
         self.problems: list[SettingsProblem] = []
         #: The main config file, when there is one (it stays strict: a problem in it is an error).
@@ -107,7 +110,7 @@ class Settings:
         option's value, a URL's credentials, key material are ``<redacted>``); any other string
         loses the credentials of a URL it holds.
         """
-        hidden = ("option_origins", "collector_origins", "problems", "main_file")
+        hidden = ("option_origins", "collector_origins", "exclude_origins", "problems", "main_file")
         data = {k: _without_credentials(v) for k, v in vars(self).items() if k not in hidden}
         data["collector_paths"] = [redact_url(p.path) for p in self.collector_paths]
         data["collector_options"] = redact_values(self.collector_options)
@@ -138,6 +141,9 @@ def _merge_file(settings: Settings, path: Path, data: Mapping[str, Any], file_co
                 settings.collector_origins.setdefault(name, str(path))
         elif key in _LIST_KEYS:
             _union(getattr(settings, key), value)
+            if key == "exclude":
+                for name in value:
+                    settings.exclude_origins.setdefault(name, str(path))
         elif key in ("python", "python_path"):
             continue  # they belong to this file's collector_paths
         elif key == "collector_paths":
@@ -234,6 +240,12 @@ def load_settings(
             settings.problems.append(
                 SettingsProblem(str(path), f"left out: {err.message}" + (f" (key {err.key!r})" if err.key else ""))
             )
+            continue
+        if "withdrawn" in data:  # a charm's drop-in that says why its collectors are not wired in
+            if path == main:
+                raise ConfigError("withdrawn belongs in a drop-in, not the main config", file=str(path), key="withdrawn")
+            reason = one_line(redact_text(str(data["withdrawn"])))
+            settings.problems.append(SettingsProblem(str(path), f"withdrawn by its charm: {reason}"))
             continue
         _merge_file(settings, path, data, file_collectors)
         settings.files.append(str(path))
