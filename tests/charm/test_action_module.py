@@ -27,6 +27,22 @@ def test_parse_params_applies_the_helpers_rules():
         action.parse_params({"timeout": float("nan")})
     with pytest.raises(action.ActionInputError, match=r"^validate must be true or false"):
         action.parse_params({"validate": "yes"})
+    request = action.parse_params({"exclude": "host,juju-charm host"})
+    assert request.names is None and request.exclude == ("host", "juju-charm")
+    with pytest.raises(action.ActionInputError, match=r"^exclude must be a string of names .*, not 7$"):
+        action.parse_params({"exclude": 7})
+    with pytest.raises(action.ActionInputError, match=r"^exclude names 1001 collectors, more than the limit of 1000"):
+        action.parse_params({"exclude": " ".join(f"c{i}" for i in range(1001))})
+
+
+def test_an_unknown_host_says_how_to_get_it():
+    """``host`` is the runner's: a charm without the runner installed is told what to add."""
+    from dwellir_harvester.charm._action import unknown_names
+
+    message = unknown_names(["host"], ["peers", "juju-charm"])
+    assert message.startswith("unknown collector 'host' (available: peers, juju-charm); host is a built-in of")
+    assert "add it to the charm's requirements" in message
+    assert "built-in" not in unknown_names(["peres"], ["peers"])
 
 
 def test_failed_and_redacted_make_one_bounded_line_without_secrets():

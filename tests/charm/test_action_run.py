@@ -166,6 +166,7 @@ JSON_LIKE = st.recursive(
         {},
         optional={
             "collectors": JSON_LIKE | st.text(alphabet=" ,\n\tpeblockrsx\x00é", max_size=300),
+            "exclude": JSON_LIKE | st.text(alphabet=" ,\n\tpeblockrsx\x00é", max_size=300),
             "validate": JSON_LIKE,
             "timeout": JSON_LIKE | st.floats(min_value=1e-3, max_value=5),
         },

@@ -13,7 +13,7 @@ import yaml
 from charmlibs import systemd
 from ops import testing
 
-from dwellir_harvester.charm.testing import Sandbox
+from dwellir_harvester.charm.testing import DropinWithdrawn, Sandbox
 from dwellir_harvester.config import config_schema_path, discover, load_settings
 
 SERVICE = "dwellir-harvester"
@@ -116,7 +116,7 @@ def test_configure_collector_names_and_dropin_path(context, sandbox, kit):
         assert harvester.configure() is False  # nothing changed
 
         harvester.collectors = ["peers"]
-        harvester.collector_options = {"peers": {"rpc_url": "http://c:3"}}
+        harvester.set_collector_options("peers", {"rpc_url": "http://c:3"})
         assert harvester.configure() is True
         assert harvester.collector_names == ["peers"]
         mgr.run()
@@ -256,7 +256,9 @@ def test_collectors_that_cannot_be_wired_withdraw_the_dropin_and_block(context, 
     ctx = context(**kwargs)
     state = ctx.run(ctx.on.config_changed(), kit.state())
 
-    assert not sandbox.dropin_path(kit.APP).exists()  # the runner never sees a config it would refuse
+    with pytest.raises(DropinWithdrawn) as withdrawn:  # the runner never sees a config it would refuse
+        sandbox.read_dropin(kit.APP)
+    assert problem in withdrawn.value.reason and problem in str(withdrawn.value)
     assert sandbox.systemd.called("service_reload") == [(SERVICE,)]
     assert isinstance(state.unit_status, ops.BlockedStatus)
     assert problem in state.unit_status.message

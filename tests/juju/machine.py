@@ -670,7 +670,9 @@ class Unit:
         if departing is not None:
             extra["JUJU_DEPARTING_UNIT"] = departing.name
         run = self._dispatch(f"hooks/{name}", **extra)
-        assert run.returncode == 0, f"{self.name}: hook {name} failed:\n{run.stderr[-4000:]}"
+        if run.returncode != 0:  # what the hook printed, and its last juju-log lines (a traceback goes there)
+            logged = "\n".join(f"{level}: {message}" for level, message in self.logs()[-5:])
+            raise AssertionError(f"{self.name}: hook {name} failed:\n{run.stderr[-4000:]}\n{logged[-4000:]}")
         return run
 
     def deploy(self) -> None:

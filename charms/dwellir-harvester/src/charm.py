@@ -364,6 +364,8 @@ class DwellirHarvesterCharm(ops.CharmBase):
             flags.append("--no-validate")
         if request.timeout is not None:
             flags += ["--timeout", repr(request.timeout)]
+        for name in request.exclude:
+            flags += ["--exclude", name]
         names = ["--", *request.names] if request.names else []
         deadline = (request.timeout if request.timeout is not None else MAX_TIMEOUT) + RUNNER_GRACE
         result = self._runner(["collect", *flags, *names], deadline)

@@ -50,9 +50,13 @@ class HarvesterExampleCharm(ops.CharmBase):
         # The one line: drop-in, snapshot, run-collectors action and clean-up on remove.
         self.harvester = Harvester(self, "collectors", **self.harvester_args)
         # A charm is built anew for every hook, so setting what to wire in here is enough: the
-        # Harvester's handlers (and the action) run after __init__ and use it.
+        # Harvester's handlers (and the action) run after __init__ and use it, and it re-wires at
+        # the end of any other hook in which this changed what is wired in.
         self.problem = rpc_url_problem(str(self.config.get("rpc-url", "")).strip())
-        self.harvester.collectors, self.harvester.collector_options = self._wiring()
+        collectors, options = self._wiring()
+        self.harvester.collectors = collectors
+        for name in OWN_COLLECTORS:
+            self.harvester.set_collector_options(name, options.get(name))
         framework.observe(self.on.collect_unit_status, self._on_collect_status)
 
     def _wiring(self) -> tuple[list[str], dict[str, dict[str, Any]]]:

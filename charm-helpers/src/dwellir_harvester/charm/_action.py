@@ -34,10 +34,10 @@ from dwellir_harvester.lib.limits import MAX_MESSAGE, one_line, seconds
 from dwellir_harvester.lib.redact import redact_text
 
 from ._version import __version__
-from ._wiring import own_names
+from ._wiring import HOST, JUJU_CHARM, own_names
 
-JUJU_CHARM = "juju-charm"
-HOST = "host"
+#: Why ``host`` may be unknown to the action: it is the runner's, and the charm must install it.
+HOST_HINT = "; host is a built-in of the dwellir-harvester package: add it to the charm's requirements to run it here"
 
 #: Linux's MAX_ARG_STRLEN: one argument of ``action-set`` ("key=value" and its NUL) must fit in it.
 MAX_ARG_BYTES = 131072
@@ -58,11 +58,16 @@ class ActionInputError(ValueError):
 
 
 class Request(NamedTuple):
-    """The action's parameters, checked. ``names`` is None for the default selection."""
+    """The action's parameters, checked.
+
+    ``names`` is None for the default selection; ``exclude`` names what to leave out of it (or out
+    of ``names``).
+    """
 
     names: tuple[str, ...] | None
     validate: bool
     timeout: float | None
+    exclude: tuple[str, ...] = ()
 
 
 class ActionOutcome(NamedTuple):
@@ -108,21 +113,27 @@ def failed(message: str, logs: Sequence[str] = ()) -> ActionOutcome:
     return ActionOutcome(None, tuple(logs), redacted(message))
 
 
-def parse_params(params: Mapping[str, Any]) -> Request:
-    """Check and convert ``collectors``, ``validate`` and ``timeout`` (Juju has applied defaults).
-
-    Raises:
-        ActionInputError: a parameter is not acceptable; the message names it.
-    """
-    raw = params.get("collectors", "")
+def _names(params: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    raw = params.get(key, "")
     if raw is None:
         raw = ""
     if not isinstance(raw, str):
         shown = one_line(repr(raw), SHOWN_NAME)
-        raise ActionInputError(f"collectors must be a string of names separated by spaces or commas, not {shown}")
+        raise ActionInputError(f"{key} must be a string of names separated by spaces or commas, not {shown}")
     names = tuple(dict.fromkeys(name for name in _SPLIT.split(raw) if name))
     if len(names) > MAX_NAMES:
-        raise ActionInputError(f"collectors names {len(names)} collectors, more than the limit of {MAX_NAMES}")
+        raise ActionInputError(f"{key} names {len(names)} collectors, more than the limit of {MAX_NAMES}")
+    return names
+
+
+def parse_params(params: Mapping[str, Any]) -> Request:
+    """Check and convert ``collectors``, ``exclude``, ``validate`` and ``timeout`` (Juju has applied defaults).
+
+    Raises:
+        ActionInputError: a parameter is not acceptable; the message names it.
+    """
+    names = _names(params, "collectors")
+    exclude = _names(params, "exclude")
     validate = params.get("validate", True)
     if not isinstance(validate, bool):
         raise ActionInputError(f"validate must be true or false, not {one_line(repr(validate), SHOWN_NAME)}")
@@ -132,7 +143,7 @@ def parse_params(params: Mapping[str, Any]) -> Request:
             timeout = seconds(timeout, "timeout")
         except ValueError as err:
             raise ActionInputError(str(err)) from None
-    return Request(names or None, validate, timeout)
+    return Request(names or None, validate, timeout, exclude)
 
 
 def listing(names: Sequence[str], limit: int = LISTED_NAMES) -> str:
@@ -142,12 +153,17 @@ def listing(names: Sequence[str], limit: int = LISTED_NAMES) -> str:
     return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
 
 
-def unknown_names(unknown: Sequence[str], available: Sequence[str]) -> str:
-    """Return the failure for names that are not collectors: a few of them, and a few valid ones."""
+def unknown_names(unknown: Sequence[str], available: Sequence[str], param: str = "") -> str:
+    """Return the failure for names that are not collectors: a few of them, and a few valid ones.
+
+    ``host`` is the runner's built-in: when it is unknown, the message says how to get it.
+    """
     noun = "collector" if len(unknown) == 1 else "collectors"
     quoted = [repr(one_line(name, SHOWN_NAME)) for name in unknown[:5]]
     more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
-    return f"unknown {noun} {', '.join(quoted)}{more} (available: {listing(available)})"
+    where = f"{param}: " if param else ""
+    hint = HOST_HINT if HOST in unknown else ""
+    return f"{where}unknown {noun} {', '.join(quoted)}{more} (available: {listing(available)}){hint}"
 
 
 def run(
@@ -158,6 +174,7 @@ def run(
     snapshot: Mapping[str, Any],
     directory: Path,
     collectors: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
     options: Mapping[str, Mapping[str, Any]] | None = None,
     run_harvest: Callable[..., Document] = harvest,
 ) -> ActionOutcome:
@@ -174,6 +191,7 @@ def run(
         snapshot: the charm's Juju context, reported as the live ``juju-charm`` entry.
         directory: the charm's collector dir (its collectors run by default).
         collectors: the charm's collectors; None: every collector found in ``directory``.
+        exclude: the names the charm leaves out of the default selection (``Harvester(exclude=)``).
         options: constructor options per collector name.
         run_harvest: what runs the collectors: ``dwellir_harvester.lib.harvest`` (in this process),
             or a ``WorkerPool``'s ``harvest`` (in a worker the hook can kill), which ``registry``
@@ -181,8 +199,9 @@ def run(
 
     Returns:
         The results (the document as JSON text in ``output``, and ``status``), the log lines,
-        and the failure: bad parameters and unknown names fail the action without results; a
-        collector that fails or times out does not fail it.
+        and the failure: bad parameters, unknown names (in ``collectors`` or ``exclude``) and a
+        selection with nothing left fail the action without results; a collector that fails or
+        times out does not fail it.
     """
     logs = [one_line(f"skipped plugin {p.where}: {redacted(p.message)}") for p in registry.problems]
     try:
@@ -190,19 +209,23 @@ def run(
     except ActionInputError as err:
         return failed(str(err), logs)
     available = sorted({*registry.available(), JUJU_CHARM})
+    for param, listed in (("", request.names or ()), ("exclude", request.exclude)):
+        unknown = [name for name in listed if name != JUJU_CHARM and name not in registry]
+        if unknown:
+            return failed(unknown_names(unknown, available, param), logs)
     if request.names is None:
         own = collectors if collectors is not None else own_names(registry, directory)
         names = []
-        for name in default_selection(own, available):
+        for name in default_selection(own, available, exclude):
             if name in registry or name == JUJU_CHARM:
                 names.append(name)
             else:
                 logs.append(one_line(f"skipping {name}: not discoverable from the charm"))
     else:
         names = list(request.names)
-        unknown = [name for name in names if name != JUJU_CHARM and name not in registry]
-        if unknown:
-            return failed(unknown_names(unknown, available), logs)
+    names = [name for name in names if name not in request.exclude]
+    if not names:
+        return failed("nothing to run: exclude leaves out every collector", logs)
     live = live_charm_spec(app, snapshot)
     selection: list[str | CollectorSpec] = [live if name == JUJU_CHARM else name for name in names]
     given = {name: opts for name, opts in (options or {}).items() if name != JUJU_CHARM}
@@ -344,12 +367,12 @@ def prune_result_files(directory: Path, unit: str, keep: int) -> None:
         files.remove(old)
 
 
-def default_selection(own: Sequence[str], available: Sequence[str]) -> list[str]:
-    """Return ``host`` (when discoverable), the charm's collectors, then the live ``juju-charm``."""
+def default_selection(own: Sequence[str], available: Sequence[str], exclude: Sequence[str] = ()) -> list[str]:
+    """Return ``host`` (when discoverable), the charm's collectors, then the live ``juju-charm``, less ``exclude``."""
     names = [HOST] if HOST in available else []
     names.extend(own)
     names.append(JUJU_CHARM)
-    return list(dict.fromkeys(names))
+    return [name for name in dict.fromkeys(names) if name not in exclude]
 
 
 def report(event: ops.ActionEvent, outcome: ActionOutcome) -> None:

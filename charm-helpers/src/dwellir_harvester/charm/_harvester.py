@@ -8,8 +8,9 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import ops
@@ -28,7 +29,7 @@ DEFAULT_SNAPSHOT_DIR = "/var/lib/dwellir-harvester/charms"
 DEFAULT_SERVICE = "dwellir-harvester"
 DEFAULT_ACTION = "run-collectors"
 DEFAULT_GROUP = "dwellir-harvester"
-ACTION_PARAMS = ("collectors", "validate", "timeout")
+ACTION_PARAMS = ("collectors", "exclude", "validate", "timeout")
 
 
 class ServiceManager(Protocol):
@@ -61,12 +62,25 @@ class Harvester(ops.Object):
 
     **Events.** It observes the charm's own events; the charm writes no handler:
 
-    - ``install``, ``upgrade-charm``, ``config-changed``: :meth:`configure`;
+    - ``install``, ``upgrade-charm``, ``config-changed``, and every event in ``refresh_events``:
+      :meth:`configure`;
     - ``leader-elected``, and ``relation-created``, ``-joined``, ``-departed`` and ``-broken`` of
       every endpoint: refresh the snapshot;
     - ``remove``: remove the drop-in (then reload ``service`` when it runs), the snapshot (unless
       another unit of the application on the machine wrote it) and the unit's result files;
-    - the action ``action``, when ``charmcraft.yaml`` declares it (else one warning per hook).
+    - the action ``action``, when ``charmcraft.yaml`` declares it (else one warning per hook);
+    - the end of every hook (the framework's ``pre-commit``): :meth:`configure`, when
+      ``collectors``, ``exclude`` or a collector's options were changed after the constructor
+      and since the last configure, and the unit has a drop-in (it was wired in before), so a
+      handler that changes them needs no call of its own.
+
+    **Changing what is wired in.** The charm computes its options from its config in ``__init__``
+    and passes them to the constructor (each hook builds the charm anew), or changes them later,
+    in ``__init__`` or a handler, with :meth:`set_collector_options`, which replaces one
+    collector's options and leaves the others' alone; ``collector_options`` itself is read-only.
+    Assigning ``collectors`` or ``exclude`` works the same way. Values changed after the
+    constructor are re-wired at the end of every hook (discovery runs in the hook; the drop-in is
+    written only when it changes): pass what is known in ``__init__`` to the constructor.
 
     **The drop-in** ``<config_dir>/<app>.yaml``, in the harvester's config format, adds the
     charm's collector dir to ``collector_paths``, its collectors to ``collectors`` and its
@@ -89,7 +103,9 @@ class Harvester(ops.Object):
     option it does not know, so a missing or unsafe collector dir, an option a discovered
     collector's constructor does not take, or a name that is a near miss of one of the charm's own
     collectors (``peres`` for ``peers``, while every plugin file in the dir imports) is a
-    :attr:`problem`: the drop-in is withdrawn, an error is logged and :attr:`status` is blocked.
+    :attr:`problem`: the drop-in is withdrawn (it then holds only ``withdrawn: <the problem>``,
+    which the harvester reports in ``harvester.problems``, so the machine says why the charm's
+    collectors are missing), an error is logged and :attr:`status` is blocked.
     A name the hook does not discover otherwise is written with a warning: the harvester may have
     collectors the charm's environment does not (its built-ins, packages installed beside it). A
     plugin file that fails to import is a warning and is skipped.
@@ -98,13 +114,16 @@ class Harvester(ops.Object):
     context for the harvester's ``juju-charm`` collector: topology, the config with its secrets
     redacted (``dwellir_harvester.lib.redact.redact_values``, and every option of type
     ``secret``), and the relations without their data. It is rewritten only when something but
-    its ``updated`` time changed; failing to write it is a warning, never a hook error.
+    its ``updated`` time changed; failing to write it is a warning, never a hook error. With
+    ``juju-charm`` in ``exclude`` there is none (the unit's own is removed).
 
     **The action** runs the collectors in the hook (no daemon needed) and sets ``output`` (the
     document as JSON text) and ``status`` (``success``, ``partial`` or ``failed``). Params:
     ``collectors`` (names or namespaced names separated by spaces or commas; default ``host``
-    when discoverable, the charm's collectors, and ``juju-charm``, which is always the charm's
-    live context), ``validate`` (default true), ``timeout`` (seconds per collector, greater than
+    when discoverable, which it is when the runner ``dwellir-harvester`` is installed in the
+    charm, the charm's collectors, and ``juju-charm``, which is always the charm's live context,
+    less ``exclude``), ``exclude`` (names to leave out of that selection), ``validate`` (default
+    true), ``timeout`` (seconds per collector, greater than
     0 and at most ``dwellir_harvester.lib.limits.MAX_TIMEOUT``). A document too large for one
     ``action-set`` argument (128 KiB) goes to a 0600 file in ``results_dir`` (0700; the newest
     five per unit are kept), named by ``output-file`` instead of ``output``. A collector that
@@ -121,8 +140,14 @@ class Harvester(ops.Object):
         collector_dir: the charm's plugin directory, relative to the charm dir or absolute.
         collectors: the collectors the charm contributes; None means every collector found in
             ``collector_dir``. Names the harvester provides (``juju-charm``) may be listed too.
+        exclude: names to leave out: of the charm's collectors and of the action's default
+            selection. Names the charm does not ship are also written to the drop-in's ``exclude``,
+            which leaves them out of the machine's harvest (``host``: the machine has one document,
+            so this is the operator's concern too); ``juju-charm`` means no snapshot of this charm.
         collector_options: constructor options per collector name, written to the drop-in and used
             by the action.
+        refresh_events: more events on which to re-wire (:meth:`configure`), e.g. a relation's
+            ``relation_changed`` when options come from relation data.
         config_dir: the harvester's drop-in directory.
         snapshot_dir: where the Juju context snapshot goes (read by the ``juju-charm`` collector).
         results_dir: where the action writes documents too large for action results; None:
@@ -138,7 +163,8 @@ class Harvester(ops.Object):
             ``failed`` entry instead of a dead hook; ``thread`` runs them in the hook's process.
 
     Raises:
-        TypeError: ``collectors`` is a string, not a list of names.
+        TypeError: ``collectors`` or ``exclude`` is a string, not a list of names; a
+            ``refresh_events`` item is not a bound event (``self.on.<event>``).
         ValueError: ``isolation`` is neither ``process`` nor ``thread``.
     """
 
@@ -148,7 +174,9 @@ class Harvester(ops.Object):
         collector_dir: str | os.PathLike[str] = "collectors",
         *,
         collectors: Sequence[str] | None = None,
+        exclude: Sequence[str] = (),
         collector_options: Mapping[str, Mapping[str, Any]] | None = None,
+        refresh_events: Iterable[ops.BoundEvent] = (),
         config_dir: str | os.PathLike[str] = DEFAULT_CONFIG_DIR,
         snapshot_dir: str | os.PathLike[str] = DEFAULT_SNAPSHOT_DIR,
         results_dir: str | os.PathLike[str] | None = None,
@@ -160,15 +188,16 @@ class Harvester(ops.Object):
     ) -> None:
         """Observe the charm's events; the arguments are described on the class."""
         super().__init__(charm, "dwellir-harvester")
-        if isinstance(collectors, str):
-            raise TypeError("collectors must be a list of names, not a string")
+        refresh = list(refresh_events)
+        if any(not isinstance(event, ops.BoundEvent) for event in refresh):
+            raise TypeError("refresh_events must be bound events, such as self.on.config_changed")
         self.charm = charm
-        #: The collectors the charm contributes (None: all in the dir); change, then call configure().
-        self.collectors: list[str] | None = list(collectors) if collectors is not None else None
-        #: Options per collector; change, then call configure().
-        self.collector_options: dict[str, dict[str, Any]] = {
+        self._collectors = _name_list("collectors", collectors) if collectors is not None else None
+        self._exclude = _name_list("exclude", exclude)
+        self._options: dict[str, dict[str, Any]] = {
             name: dict(options) for name, options in (collector_options or {}).items()
         }
+        self._changed = False  # collectors, exclude or options changed since the last configure()
         self.service = service
         self.action = action
         self.group = group
@@ -185,8 +214,9 @@ class Harvester(ops.Object):
         self._wiring: _wiring.Wiring | None = None
 
         on = charm.on
-        for event in (on.install, on.upgrade_charm, on.config_changed):
+        for event in (on.install, on.upgrade_charm, on.config_changed, *refresh):
             self.framework.observe(event, self._on_configure)
+        self.framework.observe(self.framework.on.pre_commit, self._on_pre_commit)
         self.framework.observe(on.leader_elected, self._on_snapshot)
         for endpoint in self.framework.meta.relations:
             events = on[endpoint]
@@ -208,6 +238,60 @@ class Harvester(ops.Object):
                 if missing:
                     logger.warning("the action %r does not declare the params %s", action, ", ".join(missing))
                 self.framework.observe(on[action].action, self._on_action)
+
+    # --- what the charm contributes ----------------------------------------------------------
+
+    @property
+    def collectors(self) -> list[str] | None:
+        """The collectors the charm contributes (None: every one in its dir); assign to change them."""
+        return list(self._collectors) if self._collectors is not None else None
+
+    @collectors.setter
+    def collectors(self, names: Sequence[str] | None) -> None:
+        self._collectors = _name_list("collectors", names) if names is not None else None
+        self._changed_wiring()
+
+    @property
+    def exclude(self) -> list[str]:
+        """The names left out (see the class); assign to change them."""
+        return list(self._exclude)
+
+    @exclude.setter
+    def exclude(self, names: Sequence[str]) -> None:
+        self._exclude = _name_list("exclude", names)
+        self._changed_wiring()
+
+    @property
+    def collector_options(self) -> Mapping[str, Mapping[str, Any]]:
+        """Options per collector, read-only: change one collector's with :meth:`set_collector_options`."""
+        return MappingProxyType({name: MappingProxyType(options) for name, options in self._options.items()})
+
+    def set_collector_options(self, name: str, options: Mapping[str, Any] | None) -> None:
+        """Replace the options of the collector ``name``; the other collectors' options stay as they are.
+
+        The drop-in follows at the end of the hook (or at the next :meth:`configure`); a bad option
+        is reported there, as a :attr:`problem`.
+
+        Args:
+            name: the collector's name.
+            options: its constructor options; None: none (the collector's defaults).
+
+        Raises:
+            TypeError: ``name`` is not a non-empty string, or ``options`` is not a mapping.
+        """
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"the collector's name must be a non-empty string, not {name!r}")
+        if options is None:
+            self._options.pop(name, None)
+        elif isinstance(options, Mapping):
+            self._options[name] = dict(options)
+        else:
+            raise TypeError(f"the options of {name!r} must be a mapping or None, not {type(options).__name__}")
+        self._changed_wiring()
+
+    def _changed_wiring(self) -> None:
+        self._wiring = None
+        self._changed = True
 
     # --- what the charm can read -------------------------------------------------------------
 
@@ -267,31 +351,33 @@ class Harvester(ops.Object):
     def configure(self) -> bool:
         """Discover the charm's collectors again and bring the drop-in and the snapshot up to date.
 
-        Call it after changing ``collectors`` or ``collector_options`` (or anything the snapshot
-        holds) outside the events this object observes. Writes the drop-in only when its content
-        changes, corrects its mode and group when they are not what its content calls for, and
-        after either reloads the service when it is running. When the collectors cannot be wired
+        It runs on the events the class lists, and at the end of a hook that changed what is
+        wired in; call it yourself only to re-wire on something that is not an event (the charm's
+        collector dir changed on disk, say). Writes the drop-in only when its content changes,
+        corrects its mode and group when they are not what its content calls for, and after
+        either reloads the service when it is running. When the collectors cannot be wired
         (``problem``: a missing collector dir, a near miss of one of its collector names, a bad
-        option) the drop-in is withdrawn, so the harvester keeps running for the other charms on
-        the machine.
+        option) the drop-in is withdrawn: it then holds only why, so the harvester keeps running
+        for the other charms on the machine and reports the reason.
 
         Returns:
-            True when the drop-in was written or removed (not when only its mode or group changed).
+            True when the drop-in was written or withdrawn (not when only its mode or group changed).
         """
         self._wiring = None
+        self._changed = False
         wiring = self._discover()
         for warning in wiring.warnings:
             logger.warning("harvester: %s", _action.redacted(warning))
+        app, charm = self.model.app.name, self.framework.meta.name
         if wiring.error:
-            logger.error("harvester: cannot wire the charm's collectors in: %s", _action.redacted(wiring.error))
-            changed = files.remove(self.dropin_path)
+            reason = _action.redacted(wiring.error)
+            logger.error("harvester: cannot wire the charm's collectors in: %s", reason)
+            changed = files.write_if_changed(self.dropin_path, _wiring.render_withdrawn(app, charm, reason), 0o644)
             if changed:
-                logger.info("removed %s", self.dropin_path)
+                logger.info("withdrew the collectors from %s", self.dropin_path)
         else:
             python, python_path = self._hook_python()
-            content = _wiring.render_dropin(
-                self.model.app.name, self.framework.meta.name, wiring, self.collector_options, python, python_path
-            )
+            content = _wiring.render_dropin(app, charm, wiring, self._options, python, python_path)
             mode, gid = self._dropin_mode()
             before = self._access(self.dropin_path)
             changed = files.write_if_changed(self.dropin_path, content, mode, gid)
@@ -311,9 +397,15 @@ class Harvester(ops.Object):
         The snapshot is an aid to the harvester, not the charm's business: a failure to write it is
         a warning, never a hook error.
         """
+        path = self.snapshot_path
+        if _wiring.JUJU_CHARM in self._exclude:  # the charm reports no Juju context of its own
+            try:
+                self._remove_own_snapshot()
+            except (OSError, ValueError) as err:
+                logger.warning("cannot remove the snapshot %s: %s", path, one_line(err))
+            return False
         if snapshot is None:
             snapshot = _snapshot.build(self.charm)
-        path = self.snapshot_path
         try:
             previous = files.read_bytes(path)
             if previous is not None and _snapshot.same_content(previous, snapshot):
@@ -336,7 +428,7 @@ class Harvester(ops.Object):
 
     def _dropin_mode(self) -> tuple[int, int | None]:
         """Return the drop-in's mode and group: 0644, or 0640 with ``group`` (else 0600) when it holds a secret."""
-        if not _wiring.holds_secret(self.collector_options):
+        if not _wiring.holds_secret(self._options):
             return 0o644, None
         gid, reason = self._group_id()
         if gid is None:
@@ -362,7 +454,7 @@ class Harvester(ops.Object):
 
     def _discover(self) -> _wiring.Wiring:
         if self._wiring is None:
-            self._wiring = _wiring.discover(self._collector_dir, self.collectors, self.collector_options)
+            self._wiring = _wiring.discover(self._collector_dir, self._collectors, self._options, self._exclude)
         return self._wiring
 
     def _reload(self) -> None:
@@ -386,10 +478,17 @@ class Harvester(ops.Object):
     def _on_configure(self, event: ops.EventBase) -> None:
         self.configure()
 
+    def _on_pre_commit(self, event: ops.EventBase) -> None:
+        # Only a unit that is wired in already (or withdrawn) is re-wired: an action run before
+        # install, say, leaves no drop-in behind.
+        if self._changed and self.dropin_path.exists():
+            self.configure()
+
     def _on_snapshot(self, event: ops.EventBase) -> None:
         self._write_snapshot()
 
     def _on_remove(self, event: ops.RemoveEvent) -> None:
+        self._changed = False  # nothing is wired in again once the unit goes
         removed = False
         try:
             removed = files.remove(self.dropin_path)
@@ -446,8 +545,9 @@ class Harvester(ops.Object):
             app=self.model.app.name,
             snapshot=snapshot,
             directory=self._collector_dir,
-            collectors=self.collectors,
-            options=self.collector_options,
+            collectors=self._collectors,
+            exclude=self._exclude,
+            options=self._options,
         )
         if self.isolation == "thread":
             outcome = run(load_collectors([self._collector_dir], env=False))
@@ -461,3 +561,13 @@ class Harvester(ops.Object):
             with WorkerPool() as pool:
                 outcome = run(pool.discover([source]), run_harvest=pool.harvest)
         return _action.deliver(outcome, self._results_dir, self.model.unit.name)
+
+
+def _name_list(what: str, names: Sequence[str]) -> list[str]:
+    """Return ``names`` as a list of distinct names, or raise TypeError for a string or a non-string name."""
+    if isinstance(names, str):
+        raise TypeError(f"{what} must be a list of names, not a string")
+    listed = list(dict.fromkeys(names))
+    if any(not isinstance(name, str) or not name for name in listed):
+        raise TypeError(f"{what} must hold non-empty strings")
+    return listed

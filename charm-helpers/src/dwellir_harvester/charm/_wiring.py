@@ -42,15 +42,22 @@ logger = logging.getLogger(__name__)
 
 #: How close (difflib's ratio) a name must be to one of the charm's own collectors to be taken for a typo.
 NEAR_MISS = 0.75
+#: The runner's built-in that the document's top-level ``host`` repeats.
+HOST = "host"
+#: The collector that reports the charms' Juju context (the snapshots); the action runs a live one.
+JUJU_CHARM = "juju-charm"
 
 
 class Wiring(NamedTuple):
     """The outcome of discovering a charm's collectors.
 
     ``names`` are the collectors the charm contributes (its ``collectors``, or every collector
-    found in its dir); ``registry`` is what discovery found (None when the dir is unusable);
-    ``error`` is why no drop-in can be written; ``warnings`` are problems that do not stop it
-    (a plugin file that does not import, a name that cannot be checked from here).
+    found in its dir, less ``exclude``); ``registry`` is what discovery found (None when the dir
+    is unusable); ``error`` is why no drop-in can be written; ``warnings`` are problems that do
+    not stop it (a plugin file that does not import, a name that cannot be checked from here);
+    ``exclude`` are the excluded names the drop-in passes on to the harvester (not the charm's own
+    collectors, which are only left out of ``names``, and not ``juju-charm``, which the charm
+    leaves out by writing no snapshot).
     """
 
     directory: Path
@@ -58,6 +65,7 @@ class Wiring(NamedTuple):
     registry: Registry | None
     error: str | None
     warnings: tuple[str, ...]
+    exclude: tuple[str, ...] = ()
 
 
 def own_names(registry: Registry, directory: Path) -> list[str]:
@@ -91,13 +99,15 @@ def discover(
     directory: Path,
     collectors: Sequence[str] | None,
     collector_options: Mapping[str, Mapping[str, Any]],
+    exclude: Sequence[str] = (),
 ) -> Wiring:
     """Discover the collectors in ``directory`` and check the names and options a drop-in would hold."""
     try:
         registry = load_collectors([directory], env=False)
     except PluginPathError as err:
-        return Wiring(directory, tuple(collectors or ()), None, f"collector dir {directory} {err.reason}", ())
-    return check(registry, directory, collectors, collector_options)
+        names = tuple(name for name in collectors or () if name not in exclude)
+        return Wiring(directory, names, None, f"collector dir {directory} {err.reason}", ())
+    return check(registry, directory, collectors, collector_options, exclude)
 
 
 def check(
@@ -105,11 +115,23 @@ def check(
     directory: Path,
     collectors: Sequence[str] | None,
     collector_options: Mapping[str, Mapping[str, Any]],
+    exclude: Sequence[str] = (),
 ) -> Wiring:
     """Check the names and options a drop-in would hold against what the hook discovered (the rule above)."""
     warnings = [f"plugin {p.where} was skipped: {p.message}" for p in registry.problems]
-    names = list(dict.fromkeys(collectors)) if collectors is not None else own_names(registry, directory)
+    own = own_names(registry, directory)
+    names = list(dict.fromkeys(collectors)) if collectors is not None else own
+    names = [name for name in names if name not in exclude]
     errors: list[str] = []
+    for name in dict.fromkeys(exclude):
+        if name in (HOST, JUJU_CHARM) or name in registry:
+            continue
+        meant = near_miss(name, registry, directory)
+        if meant is not None:
+            errors.append(f"exclude: unknown collector {name!r} (did you mean {meant!r}?)")
+        else:
+            warnings.append(f"excluded {name!r} is not discoverable from the charm; the harvester must know it")
+    passed_on = tuple(name for name in dict.fromkeys(exclude) if name != JUJU_CHARM and name not in own)
     for name in names:
         if name not in registry:
             meant = near_miss(name, registry, directory)
@@ -138,7 +160,7 @@ def check(
         except CollectorError as err:
             errors.append(str(err))
     error = "; ".join(errors) or None
-    return Wiring(directory, tuple(names), registry, error, tuple(warnings))
+    return Wiring(directory, tuple(names), registry, error, tuple(warnings), passed_on)
 
 
 def holds_secret(collector_options: Mapping[str, Mapping[str, Any]]) -> bool:
@@ -169,16 +191,32 @@ def render_dropin(
     the charm's dependencies can be imported.
     """
     data: dict[str, Any] = {"collector_paths": [str(wiring.directory)], "collectors": list(wiring.names)}
+    if wiring.exclude:
+        data["exclude"] = list(wiring.exclude)
     if python:
         data["python"] = python
         if python_path:
             data["python_path"] = list(python_path)
     if collector_options:
         data["collector_options"] = {name: dict(options) for name, options in collector_options.items()}
-    header = (
-        f'# Written by the Juju application "{app}" (charm "{charm}") through dwellir-harvester-charm.\n'
-        "# The charm rewrites this file on install, upgrade-charm and config-changed and removes it with\n"
-        "# the unit: change the charm, not this file. Other charms on this machine have files of their own.\n"
-    )
     body = yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
-    return (header + body).encode("utf-8")
+    return (_header(app, charm) + body).encode("utf-8")
+
+
+def render_withdrawn(app: str, charm: str, reason: str) -> bytes:
+    """The drop-in's text when the charm's collectors cannot be wired in: only why (``withdrawn``).
+
+    The harvester leaves such a drop-in out and reports its reason in ``harvester.problems``, so an
+    operator sees on the machine why the charm's collectors are missing. ``reason`` must already
+    be one redacted line.
+    """
+    body = yaml.safe_dump({"withdrawn": reason}, default_flow_style=False, allow_unicode=True, width=1 << 16)
+    return (_header(app, charm) + body).encode("utf-8")
+
+
+def _header(app: str, charm: str) -> str:
+    return (
+        f'# Written by the Juju application "{app}" (charm "{charm}") through dwellir-harvester-charm.\n'
+        "# The charm rewrites this file when it re-wires its collectors and removes it with the unit:\n"
+        "# change the charm, not this file. Other charms on this machine have files of their own.\n"
+    )

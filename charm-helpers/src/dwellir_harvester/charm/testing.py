@@ -51,13 +51,30 @@ from charmlibs import systemd
 
 from ._harvester import DEFAULT_CONFIG_DIR, DEFAULT_SNAPSHOT_DIR
 
-__all__ = ["FakeService", "FakeSystemd", "Sandbox", "subclass"]
+__all__ = ["DropinWithdrawn", "FakeService", "FakeSystemd", "Sandbox", "subclass"]
 
 _T = TypeVar("_T", bound=type)
 
 STATES = ("active", "inactive", "failed")
 #: ``Sandbox(group=...)``'s default: the test user's own group.
 OWN_GROUP = "<the test user's group>"
+
+
+class DropinWithdrawn(AssertionError):  # noqa: N818 - raised where a test asserts, like AssertionError
+    """The charm withdrew its drop-in: its collectors could not be wired in, for ``reason``.
+
+    ``Sandbox.read_dropin`` raises it, so a test that expects a drop-in fails with the charm's
+    reason; a test that expects the block catches it (``pytest.raises(DropinWithdrawn)``).
+
+    Attributes:
+        app: the application whose drop-in it is.
+        reason: the problem, as the drop-in's ``withdrawn`` states it (one line, redacted).
+    """
+
+    def __init__(self, app: str, reason: str) -> None:
+        super().__init__(f"{app} withdrew its drop-in: {reason}")
+        self.app = app
+        self.reason = reason
 
 
 @dataclass
@@ -319,9 +336,19 @@ class Sandbox:
         return self.snapshot_dir / f"{app}.json"
 
     def read_dropin(self, app: str) -> Any:
-        """Return the application's drop-in as YAML data, or None when there is none."""
+        """Return the application's drop-in as YAML data, or None when there is none.
+
+        Raises:
+            DropinWithdrawn: the charm withdrew its collectors (``Harvester.problem``); the
+                exception says why.
+        """
         path = self.dropin_path(app)
-        return yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else None
+        if not path.exists():
+            return None
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if isinstance(data, dict) and "withdrawn" in data:
+            raise DropinWithdrawn(app, str(data["withdrawn"]))
+        return data
 
     def read_snapshot(self, app: str) -> Any:
         """Return the application's snapshot as JSON data, or None when there is none."""

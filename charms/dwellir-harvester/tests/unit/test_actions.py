@@ -52,6 +52,16 @@ def test_run_collectors_with_names_timeout_and_no_validation(ctx, unit, machine)
     assert results["status"] == "success"
 
 
+def test_run_collectors_exclude_leaves_names_out_of_the_machines_harvest(ctx, unit, machine):
+    machine.add_principal("my-node", {"peers": "return {'peers': 12}"})
+    out = installed(ctx, unit)
+
+    results = run_action(ctx, out, exclude="host juju, juju-charm")
+    assert list(json.loads(results["output"])["collectors"]) == ["peers"]
+    with pytest.raises(testing.ActionFailed, match="unknown collector 'hots'"):
+        run_action(ctx, out, exclude="hots")
+
+
 def test_a_failing_collector_makes_it_partial_and_is_logged_on_one_line(ctx, unit, machine):
     machine.add_principal(
         "my-node",

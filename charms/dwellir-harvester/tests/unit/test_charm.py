@@ -420,6 +420,20 @@ def test_a_dropin_that_does_not_parse_blocks_with_its_name(run, machine, unit):
     assert bad.read_text() == "collectors: [a\n"  # never touched
 
 
+def test_a_principals_withdrawn_dropin_blocks_with_its_charms_reason(run, machine, unit):
+    """A principal whose collectors cannot be wired in leaves only why; the machine's status says it."""
+    out = installed(run, machine, unit)
+    machine.paths.config_dir.mkdir(parents=True, exist_ok=True)
+    withdrawn = machine.paths.config_dir / "my-node.yaml"
+    withdrawn.write_text("withdrawn: \"unknown collector 'peres' (did you mean 'peers'?)\"\n")
+
+    out = run("update_status", out)
+
+    assert out.unit_status == testing.BlockedStatus(
+        f"{withdrawn}: withdrawn by its charm: unknown collector 'peres' (did you mean 'peers'?)"
+    )
+
+
 def test_the_daemons_problems_block_the_unit(run, machine, unit):
     out = installed(run, machine, unit)
     problems = [

@@ -44,16 +44,17 @@ def test_the_harvester_finds_the_action_and_its_params(tmp_path, kit, machine, u
 
 def test_every_declared_param_reaches_the_harvester_with_the_type_juju_gives_it(tmp_path, kit, machine, unit):
     declared = CHARMCRAFT["actions"]["run-collectors"]["params"]
-    assert set(declared) == {"collectors", "validate", "timeout"}
+    assert set(declared) == {"collectors", "exclude", "validate", "timeout"}
     assert {name: spec["type"] for name, spec in declared.items()} == {
         "collectors": "string",
+        "exclude": "string",
         "validate": "boolean",
         "timeout": "number",
     }
     root = tmp_path / "charm"
     kit.copy_collectors(root)
     ctx = testing.Context(unit.on_machine(machine), charm_root=root)
-    params = {"collectors": "unit-facts,juju-charm", "validate": False, "timeout": 2.5}
+    params = {"collectors": "unit-facts,juju-charm,host", "exclude": "host", "validate": False, "timeout": 2.5}
     ctx.run(ctx.on.action("run-collectors", params=params), testing.State())
 
     assert "running 2 collectors (2.5 s each): unit-facts, juju-charm" in ctx.action_logs

@@ -111,7 +111,7 @@ def _discover(settings: Settings, pool: WorkerPool | None) -> Registry:
 
 
 def _dropin_problems(settings: Settings, registry: Registry) -> dict[str, str]:
-    """The drop-ins to leave out: each names (or excludes) an unknown collector or option, or its worker cannot start."""
+    """The drop-ins to leave out: each names (or excludes) an unknown collector or option, or its worker fails."""
     bad: dict[str, str] = {}
     for problem in registry.problems:
         if settings.is_dropin(problem.where):

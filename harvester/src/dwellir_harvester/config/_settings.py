@@ -243,7 +243,8 @@ def load_settings(
             continue
         if "withdrawn" in data:  # a charm's drop-in that says why its collectors are not wired in
             if path == main:
-                raise ConfigError("withdrawn belongs in a drop-in, not the main config", file=str(path), key="withdrawn")
+                problem = "withdrawn belongs in a drop-in, not the main config"
+                raise ConfigError(problem, file=str(path), key="withdrawn")
             reason = one_line(redact_text(str(data["withdrawn"])))
             settings.problems.append(SettingsProblem(str(path), f"withdrawn by its charm: {reason}"))
             continue
