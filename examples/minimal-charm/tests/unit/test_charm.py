@@ -17,7 +17,6 @@ from ops import testing
 
 import charm
 
-APP = "minimal-node"
 COLLECTORS = Path(charm.__file__).resolve().parent.parent / "collectors"  # the charm's own
 
 
@@ -38,7 +37,7 @@ def charm_root(tmp_path: Path) -> Path:
 
 def context(sandbox: Sandbox, charm_root: Path) -> testing.Context[charm.MinimalNodeCharm]:
     charm_type = subclass(charm.MinimalNodeCharm, harvester_args=sandbox.harvester_args())
-    return testing.Context(charm_type, charm_root=charm_root, app_name=APP)
+    return testing.Context(charm_type, charm_root=charm_root)  # the app is named as the charm
 
 
 def test_install_wires_the_collector_in_and_the_unit_is_active(sandbox, charm_root):
@@ -46,7 +45,7 @@ def test_install_wires_the_collector_in_and_the_unit_is_active(sandbox, charm_ro
 
     out = ctx.run(ctx.on.install(), testing.State())
 
-    dropin = sandbox.read_dropin(APP)
+    dropin = sandbox.read_dropin(ctx.app_name)
     assert dropin["collectors"] == ["node-limits"]
     assert dropin["collector_paths"] == [str(charm_root / "collectors")]
     assert ("service_reload", "dwellir-harvester") in sandbox.systemd.calls
@@ -66,7 +65,7 @@ def test_collectors_the_harvester_would_refuse_block_the_unit(sandbox, charm_roo
 
     assert out.unit_status.name == "blocked"
     assert out.unit_status.message.startswith("harvester: "), out.unit_status.message
-    assert not sandbox.dropin_path(APP).exists()
+    assert not sandbox.dropin_path(ctx.app_name).exists()
 
 
 def test_the_action_runs_the_charms_own_collector_successfully(sandbox, charm_root):
