@@ -44,11 +44,11 @@ class CharmProject:
     def __init__(self, charm_dir: Path) -> None:
         self.dir = charm_dir
         self.charmcraft: dict[str, Any] = yaml.safe_load((charm_dir / "charmcraft.yaml").read_text())
-        self.requirements = [
-            line.strip()
-            for line in (charm_dir / "requirements.txt").read_text().splitlines()
-            if line.strip() and not line.strip().startswith("#")
-        ]
+        lines = [line.strip() for line in (charm_dir / "requirements.txt").read_text().splitlines()]
+        #: The requirements, without comments and pip's options (``--find-links ./wheels``).
+        self.requirements = [line for line in lines if line and not line.startswith(("#", "-"))]
+        #: pip's options in the file.
+        self.pip_options = [line for line in lines if line.startswith("-")]
 
     def config_keys_read(self) -> set[str]:
         """Every option the charm's code reads: ``config.get("x")``, ``config["x"]``, ``f(config, "x")``."""
@@ -89,11 +89,37 @@ class CharmProject:
         for script in (self.dir / "pack.sh", shared):
             assert script.stat().st_mode & 0o111, script
 
-    def check_pins(self, extras: Mapping[str, str] | None = None) -> None:
-        """Every run-time dependency is pinned (``charm-strict-dependencies`` installs with ``--no-deps``).
+    def check_find_links(self) -> None:
+        """``requirements.txt`` takes this repository's packages from ``wheels/`` or the index, pack.sh fills it.
+
+        The charm's folder works when copied anywhere: ``--find-links ./wheels`` and ranges of the
+        released versions that admit this checkout's, and a ``pack.sh`` of its own that copies the
+        wheels ``DWELLIR_HARVESTER_WHEELS`` names into ``wheels/``.
+        """
+        from packaging.requirements import Requirement
+
+        assert self.pip_options == ["--find-links ./wheels"], self.pip_options
+        own = [Requirement(line) for line in self.requirements if _name(line).startswith("dwellir-harvester")]
+        assert own, "requirements.txt names none of this repository's packages"
+        for requirement in own:
+            version = importlib.metadata.version(requirement.name)
+            assert requirement.specifier.contains(version), (str(requirement), version)
+        script = self.dir / "pack.sh"
+        text = script.read_text()
+        assert script.stat().st_mode & 0o111, script
+        assert "../" not in text, "pack.sh reaches outside the charm's folder"
+        assert 'cp "$DWELLIR_HARVESTER_WHEELS"/*.whl wheels/' in text
+        assert "chmod -R go-w src collectors" in text
+
+    def check_pins(self, extras: Mapping[str, str] | None = None, needs: tuple[str, ...] = ()) -> None:
+        """Every run-time dependency is listed, pinned (``charm-strict-dependencies`` installs with ``--no-deps``).
+
+        This repository's own packages may be named by a range instead (``check_find_links``).
 
         Args:
             extras: the extra of a distribution the charm needs too (``{"dwellir-harvester": "s3"}``).
+            needs: the distributions whose dependencies the charm needs; default: the charm
+                helpers and the runner.
         """
         from packaging.requirements import Requirement
 
@@ -102,10 +128,11 @@ class CharmProject:
         for line in self.requirements:
             if not line.startswith("./"):
                 requirement = Requirement(line)
-                assert str(requirement.specifier).startswith("=="), line
+                if not _name(requirement.name).startswith("dwellir-harvester"):
+                    assert str(requirement.specifier).startswith("=="), line
                 pinned[_name(requirement.name)] = requirement
         needed: set[str] = set()
-        todo = ["dwellir-harvester-charm", "dwellir-harvester"]
+        todo = list(needs or ("dwellir-harvester-charm", "dwellir-harvester"))
         while todo:
             distribution = todo.pop()
             for text in importlib.metadata.requires(distribution) or []:
@@ -132,5 +159,5 @@ class CharmProject:
         assert proc.returncode == 0, proc.stderr
         loaded: dict[str, Any] = yaml.safe_load(proc.stdout)
         assert loaded["actions"] == self.charmcraft["actions"]
-        assert loaded["config"] == self.charmcraft["config"]
+        assert loaded.get("config") == self.charmcraft.get("config")
         return loaded

@@ -1,10 +1,13 @@
 """What the tests of every folder share: guards that keep the real machine alone, and a node on loopback.
 
-The charms' test folders (``examples/example-charm/tests``, ``charms/dwellir-harvester/tests``)
-put the repository root on ``sys.path`` and import the fixtures here into their ``conftest.py``
-(a fixture imported into a conftest is that conftest's fixture)::
+The subordinate charm's test folder (``charms/dwellir-harvester/tests``) puts the repository root
+on ``sys.path`` and imports the fixtures here into its ``conftest.py`` (a fixture imported into a
+conftest is that conftest's fixture)::
 
     from tests.support import charm_environment, never_touch_the_real_machine, restore_logging
+
+The example charms' tests (``examples/*/tests``) need nothing from here: they pass in a copy of
+their folder.
 """
 
 from __future__ import annotations

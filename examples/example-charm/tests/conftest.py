@@ -1,36 +1,120 @@
-"""What the example charm's unit and end-to-end tests share.
+"""What the example charm's tests share; they need nothing but the charm's folder and installed packages.
 
 - ``src/`` goes on ``sys.path`` (as ``dispatch`` puts it for a packed charm), so tests
-  ``import charm``.
-- The end-to-end tests run the charm through ``dispatch`` on a machine of the repository's
-  controller-free Juju kit (``tests/juju/``).
-- A JSON-RPC server on loopback plays the Polkadot node.
-- No test may touch the machine's real harvester paths, whoever runs the suite (root included).
+  ``import charm``; ``pyproject.toml`` does the same when pytest runs from the charm's folder.
+- A JSON-RPC server on loopback plays the Polkadot node (``node``).
+- No test inherits the harvester's environment variables from its caller, or may touch the
+  machine's real harvester paths, whoever runs the suite (root included).
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import logging
+import os
 import shutil
 import sys
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-CHARM_DIR = Path(__file__).resolve().parents[1]
-REPO = CHARM_DIR.parents[1]
+CHARM_DIR = Path(__file__).resolve().parent.parent  # the charm's folder: tests/ is in it
+if str(CHARM_DIR / "src") not in sys.path:
+    sys.path.insert(0, str(CHARM_DIR / "src"))
 
-for _path in (CHARM_DIR / "src", REPO):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
 
-from tests.support import (  # noqa: E402 - the repository root is on sys.path only now
-    GENESIS,
-    PolkadotNode,
-    charm_environment,  # noqa: F401 - autouse fixtures of every test here
-    never_touch_the_real_machine,  # noqa: F401
-    restore_logging,  # noqa: F401
-)
+def pytest_configure(config: pytest.Config) -> None:
+    """Say in one line what to install when the harvester's packages are missing."""
+    missing = [name for name in ("dwellir_harvester.charm", "dwellir_harvester.config") if not find_spec_of(name)]
+    if missing:
+        raise pytest.UsageError(
+            f"the charm's tests need {' and '.join(missing)} installed: pip install 'ops[testing]' "
+            "dwellir-harvester-charm dwellir-harvester (released), or the wheels built from a checkout of "
+            'dwellir-harvester: pip install "$DWELLIR_HARVESTER_WHEELS"/*.whl'
+        )
+
+
+def find_spec_of(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:
+        return False
+
+
+REAL_PATHS = ("/etc/dwellir-harvester", "/var/lib/dwellir-harvester")
+HARVESTER_VARIABLES = ("HARVESTER_COLLECTOR_PATHS", "HARVESTER_CONFIG", "DAEMON_AUTH_TOKENS", "DAEMON_AUTH_TOKEN_FILE")
+GENESIS = "0x91b171bb158e2d3848fa23a9f1c25182fb8e20313b2c1eb49219da7a70ce90c3"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No harvester variables from the caller; ops' changes to logging undone; the real paths untouched."""
+    for name in HARVESTER_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    root = logging.getLogger()
+    level, handlers, excepthook = root.level, list(root.handlers), sys.excepthook
+    before = {str(p): p.stat().st_mtime_ns for top in REAL_PATHS if os.path.isdir(top) for p in Path(top).rglob("*")}
+    yield
+    root.setLevel(level)
+    root.handlers[:] = handlers
+    sys.excepthook = excepthook
+    after = {str(p): p.stat().st_mtime_ns for top in REAL_PATHS if os.path.isdir(top) for p in Path(top).rglob("*")}
+    assert after == before, "a test wrote the machine's real harvester files"
+
+
+class PolkadotNode:
+    """A Polkadot node's JSON-RPC API on loopback: ``answers`` by method, the ``calls`` made, its ``url``."""
+
+    def __init__(self) -> None:
+        self.answers: dict[str, Any] = {
+            "system_name": "Parity Polkadot",
+            "system_version": "1.16.2-4bd2b73c0d3",
+            "system_chain": "Polkadot",
+            "chain_getBlockHash": GENESIS,
+            "system_health": {"peers": 42, "isSyncing": False, "shouldHavePeers": True},
+        }
+        self.calls: list[str] = []
+        node = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                node.calls.append(request["method"])
+                reply: dict[str, Any] = {"jsonrpc": "2.0", "id": request["id"]}
+                if request["method"] in node.answers:
+                    reply["result"] = node.answers[request["method"]]
+                else:
+                    reply["error"] = {"code": -32601, "message": "no such"}
+                body = json.dumps(reply).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+@pytest.fixture
+def node() -> Iterator[PolkadotNode]:
+    """A Polkadot node answering JSON-RPC on a loopback port."""
+    running = PolkadotNode()
+    thread = threading.Thread(target=running.server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield running
+    running.server.shutdown()
+    running.server.server_close()
+    thread.join()
 
 
 def copy_collectors(charm_root: Path) -> Path:
@@ -43,18 +127,10 @@ def copy_collectors(charm_root: Path) -> Path:
     return target
 
 
-@pytest.fixture
-def node() -> Iterator[PolkadotNode]:
-    """A Polkadot node answering JSON-RPC on a loopback port."""
-    with PolkadotNode() as running:
-        yield running
-
-
 class Kit:
     """Helpers the test modules share (with --import-mode=importlib a conftest is not importable)."""
 
     CHARM_DIR = CHARM_DIR
-    REPO = REPO
     GENESIS = GENESIS
     copy_collectors = staticmethod(copy_collectors)
 

@@ -1,19 +1,21 @@
-"""charmcraft.yaml and requirements.txt: what Juju, charmcraft and the Harvester expect of them."""
+"""charmcraft.yaml and requirements.txt: what Juju, charmcraft and the Harvester expect of them.
+
+The repository checks more of them against itself (its guide, its packages, charmcraft's own
+reading): ``tests/examples/test_declarations.py`` there.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import charm
+import yaml
 from ops import testing
 
 from dwellir_harvester.lib import load_collectors
-from tests import charm_project
 
-CHARM_DIR = Path(__file__).resolve().parents[2]
-REPO = CHARM_DIR.parents[1]
-PROJECT = charm_project.CharmProject(CHARM_DIR)
-CHARMCRAFT = PROJECT.charmcraft
+CHARM_DIR = Path(charm.__file__).resolve().parent.parent
+CHARMCRAFT = yaml.safe_load((CHARM_DIR / "charmcraft.yaml").read_text())
 OPTIONS = CHARMCRAFT["config"]["options"]
 
 
@@ -25,11 +27,6 @@ def test_charmcraft_yaml_is_a_unified_machine_charm_on_noble():
     assert "containers" not in CHARMCRAFT  # a machine charm
     for legacy in ("metadata.yaml", "actions.yaml", "config.yaml"):
         assert not (CHARM_DIR / legacy).exists()
-
-
-def test_the_action_is_declared_exactly_as_the_guide_says():
-    assert CHARMCRAFT["actions"] == charm_project.guide_snippet()["actions"]
-    assert CHARMCRAFT["actions"]["run-collectors"]["additionalProperties"] is False
 
 
 def test_the_harvester_finds_the_action_and_its_params(tmp_path, kit, machine, unit):
@@ -59,11 +56,6 @@ def test_every_declared_param_reaches_the_harvester_with_the_type_juju_gives_it(
 
     assert "running 2 collectors (2.5 s each): unit-facts, juju-charm" in ctx.action_logs
     assert ctx.action_results["status"] == "success"
-
-
-def test_every_option_the_charm_reads_is_declared():
-    read = PROJECT.config_keys_read()
-    assert read == set(OPTIONS), (read, set(OPTIONS))
 
 
 def test_the_only_option_is_the_chain_collectors_rpc_url():
@@ -98,21 +90,3 @@ def test_the_charm_ships_the_two_collectors_it_names():
     own = [spec.name for spec in registry.discovered if spec.namespace == "plugins"]
     assert sorted(own) == sorted(charm.OWN_COLLECTORS)
     assert registry.problems == []
-
-
-# --- packing ---------------------------------------------------------------------------------
-
-
-def test_requirements_install_this_repositorys_packages_from_the_wheels_pack_sh_builds():
-    PROJECT.check_wheels()
-
-
-def test_requirements_pin_everything_the_charm_needs_at_run_time():
-    """charm-strict-dependencies installs with --no-deps: every dependency must be listed, pinned."""
-    PROJECT.check_pins()
-
-
-def test_charmcraft_expands_the_file():
-    """What the charm-lint step runs: charmcraft's own reading of charmcraft.yaml."""
-    expanded = PROJECT.expanded()
-    assert expanded["name"] == CHARMCRAFT["name"]

@@ -1,4 +1,4 @@
-"""The charm as Juju runs it: ``dispatch`` in a packed layout, the hook tools, systemctl; no daemon of its own."""
+"""The example charm as Juju runs it: ``dispatch`` in a packed layout, the hook tools, systemctl; no daemon."""
 
 from __future__ import annotations
 
