@@ -31,7 +31,7 @@ def _name(text: str) -> str:
 def guide_snippet() -> dict[str, Any]:
     """The ``run-collectors`` declaration docs/charm-authors.md tells charm authors to copy, exactly."""
     guide = (REPO / "docs" / "charm-authors.md").read_text()
-    section = guide.split("## 3. Declare the action", 1)[1]
+    section = guide.split("## 3. Declare the charm and the action", 1)[1]
     block = re.search(r"```yaml\n(.*?)```", section, re.S)
     assert block is not None
     loaded: dict[str, Any] = yaml.safe_load(block.group(1))

@@ -12,11 +12,13 @@
 
 The public API:
 
-``Harvester(charm, collector_dir="collectors", *, collectors=None, collector_options=None, ...)``
+``Harvester(charm, collector_dir="collectors", *, collectors=None, exclude=(), collector_options=None,
+refresh_events=(), ...)``
     The ops Object: it wires the charm's collectors into the harvester on the machine, leaves a
-    snapshot of the charm's Juju context, and answers the ``run-collectors`` action. Its class
-    docstring is the reference: every argument, the events it observes, the files it writes and
-    their modes.
+    snapshot of the charm's Juju context, and answers the ``run-collectors`` action.
+    ``set_collector_options(name, options)`` changes one collector's options in a handler. Its
+    class docstring is the reference: every argument, the events it observes, the files it writes
+    and their modes.
 
 ``ServiceManager``
     The protocol of Harvester's ``systemd`` argument (what reloads the harvester's service).

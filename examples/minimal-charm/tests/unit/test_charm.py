@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from dwellir_harvester.charm.testing import Sandbox, subclass
+from dwellir_harvester.charm.testing import DropinWithdrawn, Sandbox, subclass
 from ops import testing
 
 import charm
@@ -65,7 +65,8 @@ def test_collectors_the_harvester_would_refuse_block_the_unit(sandbox, charm_roo
 
     assert out.unit_status.name == "blocked"
     assert out.unit_status.message.startswith("harvester: "), out.unit_status.message
-    assert not sandbox.dropin_path(ctx.app_name).exists()
+    with pytest.raises(DropinWithdrawn):  # the drop-in holds only why, for the harvester to report
+        sandbox.read_dropin(ctx.app_name)
 
 
 def test_the_action_runs_the_charms_own_collector_successfully(sandbox, charm_root):
