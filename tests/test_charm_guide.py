@@ -84,9 +84,11 @@ def test_the_guides_files_are_the_templates_files():
     files = {
         str(p.relative_to(template))
         for p in template.rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts and p.name not in ("README.md", ".gitignore", ".jujuignore")
+        if p.is_file()
+        and p.name != "README.md"
+        and not any(part.startswith(".") or part == "__pycache__" for part in p.relative_to(template).parts)
     }
-    assert shown == files, "the guide shows every file of the template (but its README and ignore files)"
+    assert shown == files, "the guide shows every file of the template (but its README and hidden files)"
     assert sync_guide.synced(GUIDE) == GUIDE, "run python3 tools/sync_guide.py"
 
 
