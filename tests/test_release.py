@@ -15,6 +15,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import yaml
 
 import dwellir_harvester.charm
 import dwellir_harvester.config
@@ -316,3 +317,82 @@ def test_tox_runs_the_dist_check_after_lint():
         assert f"python -m build --no-isolation --outdir {{env_tmp_dir}}/dist {folder}" in commands
     assert "python tools/check_dist.py {env_tmp_dir}/dist" in commands
     assert config["testenv:dist"]["commands_pre"].strip() == "", "the project's packages stay out of the env"
+
+
+def _workflow(name: str) -> dict:
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / name).read_text(encoding="utf-8"))
+    workflow["on"] = workflow.pop(True, workflow.get("on"))  # YAML 1.1 reads a bare `on` as true
+    return workflow
+
+
+def _steps(job: dict) -> list[dict]:
+    return job["steps"]
+
+
+def _uses(workflow: dict) -> list[str]:
+    return [step["uses"] for job in workflow["jobs"].values() for step in _steps(job) if "uses" in step]
+
+
+def test_release_workflow_checks_builds_tests_then_publishes_the_lib_first():
+    workflow = _workflow("release.yml")
+    assert workflow["on"] == {"push": {"tags": ["v*"]}}
+    jobs = workflow["jobs"]
+    assert set(jobs) == {"build", "test", "publish"}
+    build = "\n".join(step.get("run", "") for step in _steps(jobs["build"]))
+    assert 'tools/set-version --check-tag "$GITHUB_REF_NAME"' in build
+    for folder in FOLDERS:
+        assert f"python -m build --outdir dist {folder}" in build
+    assert "python tools/check_dist.py dist --no-venv" in build
+    test = "\n".join(step.get("run", "") for step in _steps(jobs["test"]))
+    assert jobs["test"]["needs"] == "build"
+    assert "python -m venv" in test and "pip install dist/*.whl" in test
+    assert "pytest" in test
+    publish = jobs["publish"]
+    assert publish["needs"] == ["build", "test"]
+    assert publish["environment"]["name"] == "pypi"
+    assert publish["permissions"] == {"id-token": "write"}
+    assert workflow.get("permissions") == {"contents": "read"}
+    uploads = [step for step in _steps(publish) if step.get("uses", "").startswith("pypa/gh-action-pypi-publish@")]
+    assert [step["with"]["packages-dir"] for step in uploads] == [f"dist/{folder}/" for folder in FOLDERS]
+    assert not any("password" in step.get("with", {}) for step in uploads), "trusted publishing, no token"
+
+
+@pytest.mark.parametrize("name", ["release.yml", "ci.yml"])
+def test_workflow_actions_are_pinned_to_a_major_version(name):
+    uses = _uses(_workflow(name))
+    assert uses
+    for ref in uses:
+        assert re.fullmatch(r"[\w.-]+/[\w.-]+@(v\d+|release/v\d+)", ref), ref
+
+
+def test_ci_workflow_runs_tox_on_pushes_and_pull_requests():
+    workflow = _workflow("ci.yml")
+    assert set(workflow["on"]) == {"push", "pull_request"}
+    runs = [step.get("run", "") for job in workflow["jobs"].values() for step in _steps(job)]
+    assert "python3 -m tox" in runs
+
+
+def test_release_workflow_installs_the_deps_of_the_tox_tests_env():
+    config = configparser.ConfigParser(interpolation=None)
+    config.read(REPO / "tox.ini")
+
+    def deps(section: str) -> list[str]:
+        lines = [line.split("#")[0].strip() for line in config[section]["deps"].splitlines()]
+        expanded = []
+        for line in filter(None, lines):
+            expanded += deps(line[2:-6]) if re.fullmatch(r"\{\[[\w:-]+\]deps\}", line) else [line]
+        return expanded
+
+    test = "\n".join(step.get("run", "") for step in _steps(_workflow("release.yml")["jobs"]["test"]))
+    installs = [line for line in test.splitlines() if line.strip().startswith("pip install '")]
+    assert len(installs) == 1
+    assert sorted(re.findall(r"'([^']+)'", installs[0])) == sorted(deps("testenv:tests"))
+
+
+def test_tox_checks_every_workflow_against_the_github_schema():
+    config = configparser.ConfigParser(interpolation=None)
+    config.read(REPO / "tox.ini")
+    command = next(line for line in config["testenv:dist"]["commands"].splitlines() if "check-jsonschema" in line)
+    checked = command.split()[3:]
+    assert command.split()[:3] == ["check-jsonschema", "--builtin-schema", "vendor.github-workflows"]
+    assert sorted(checked) == sorted(f".github/workflows/{p.name}" for p in (REPO / ".github/workflows").iterdir())
