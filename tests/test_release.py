@@ -60,8 +60,12 @@ def _set_version(*args: str, root: Path = REPO) -> subprocess.CompletedProcess[s
     )
 
 
+PACKED = ("charms/*/requirements*.txt", "examples/*/requirements*.txt")
+
+
 def _copy_versioned(tmp_path: Path) -> Path:
-    for name in VERSIONED:
+    packed = [str(path.relative_to(REPO)) for pattern in PACKED for path in REPO.glob(pattern)]
+    for name in (*VERSIONED, *packed):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / name, tmp_path / name)
     return tmp_path
@@ -110,6 +114,29 @@ def test_set_version_rewrites_the_version_everywhere(tmp_path):
     assert _set_version("v1.0.0rc1", root=root).returncode == 0
     assert '"dwellir-harvester-lib>=1.0.0rc1,<2"' in (root / "harvester/pyproject.toml").read_text()
     assert _set_version("--check", root=root).returncode == 0
+
+
+def test_set_version_renames_the_wheels_a_packed_charm_installs(tmp_path):
+    root = _copy_versioned(tmp_path)
+    requirements = root / "examples/my-charm/requirements.txt"
+    requirements.parent.mkdir(parents=True)
+    lines = [
+        f"./wheels/{stem}-{_version()}-py3-none-any.whl" for stem in ("dwellir_harvester_lib", "dwellir_harvester")
+    ]
+    requirements.write_text("\n".join([*lines, "ops==3.9.0", "my_dwellir_harvester-1.0-py3-none-any.whl"]) + "\n")
+    assert _set_version("0.3.0", root=root).returncode == 0
+    assert requirements.read_text().splitlines() == [
+        "./wheels/dwellir_harvester_lib-0.3.0-py3-none-any.whl",
+        "./wheels/dwellir_harvester-0.3.0-py3-none-any.whl",
+        "ops==3.9.0",
+        "my_dwellir_harvester-1.0-py3-none-any.whl",
+    ]
+    requirements.write_text(requirements.read_text().replace("_lib-0.3.0", "_lib-0.2.9"))
+    result = _set_version("--check", root=root)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f'set-version: {requirements}: names dwellir_harvester_lib-0.2.9-py3-none-any.whl, VERSION says "0.3.0"'
+    )
 
 
 def test_check_names_each_file_that_disagrees(tmp_path):
