@@ -423,3 +423,13 @@ def test_tox_checks_every_workflow_against_the_github_schema():
     checked = command.split()[3:]
     assert command.split()[:3] == ["check-jsonschema", "--builtin-schema", "vendor.github-workflows"]
     assert sorted(checked) == sorted(f".github/workflows/{p.name}" for p in (REPO / ".github/workflows").iterdir())
+
+
+def test_the_release_guide_is_linked_and_names_what_exists():
+    assert "(docs/releasing.md)" in (REPO / "README.md").read_text(encoding="utf-8")
+    guide = (REPO / "docs" / "releasing.md").read_text(encoding="utf-8")
+    for command in ("tools/set-version 0.2.0", "tools/set-version --check-tag v0.2.0", "python3 -m tox -e dist"):
+        assert command in guide
+    for url in re.findall(rf"\({re.escape(GITHUB)}/blob/main/([^)#]+)\)", guide):
+        assert (REPO / url).exists(), url
+    assert "Not run:" in guide, "the guide says what could not run here"
