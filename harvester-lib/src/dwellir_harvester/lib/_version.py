@@ -1,3 +1,3 @@
-"""The version of dwellir-harvester-lib (read by the build backend too)."""
+"""The version of dwellir-harvester-lib (written by tools/set-version from VERSION; read by hatchling)."""
 
 __version__ = "0.1.0"
