@@ -64,7 +64,6 @@ napoleon_use_rtype = False
 napoleon_use_ivar = True
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
-autodoc_class_signature = "separated"
 autodoc_default_options = {"members": True, "show-inheritance": True}
 # Annotations as written in the source (``Mapping[str, Any]``), not expanded aliases.
 autodoc_preserve_defaults = True
@@ -198,10 +197,22 @@ def _typed_dict_keys(app: Sphinx, what: str, name: str, obj: object, options: An
     lines.append("")
 
 
-def _typed_dict_bases(app: Sphinx, name: str, obj: object, options: Any, bases: list[type]) -> None:
-    """Show a ``TypedDict`` as one, also one declared on a functional-form base (it shows ``dict``)."""
+def _bases(app: Sphinx, name: str, obj: object, options: Any, bases: list[type]) -> None:
+    """Show a ``TypedDict`` as one (a functional-form base shows ``dict``), and no ``object`` base."""
     if isinstance(obj, type) and typing.is_typeddict(obj):
         bases[:] = [typing.TypedDict]  # type: ignore[list-item]
+    elif bases == [object]:
+        bases.clear()
+
+
+def _skip_tuple_fields(app: Sphinx, what: str, name: str, obj: object, skip: bool, options: Any) -> bool | None:
+    """Leave out a NamedTuple's field members ("Alias for field number 0").
+
+    The class's docstring describes its fields (an ``Attributes:`` section, or its text).
+    """
+    if what == "class" and (getattr(obj, "__doc__", None) or "").startswith("Alias for field number"):
+        return True
+    return None
 
 
 class CommandHelp(Directive):
@@ -255,7 +266,8 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("builder-inited", _prose_attribute_docstrings)
     app.connect("autodoc-process-docstring", _data_docstring, priority=400)
     app.connect("autodoc-process-docstring", _typed_dict_keys)
-    app.connect("autodoc-process-bases", _typed_dict_bases)
+    app.connect("autodoc-process-bases", _bases)
+    app.connect("autodoc-skip-member", _skip_tuple_fields)
     app.connect("doctree-read", _link_outside_docs, priority=100)
     app.add_directive("command-help", CommandHelp)
     return {"parallel_read_safe": True}
