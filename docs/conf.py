@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import os
 import sys
 import typing
 from pathlib import Path
 from typing import Any
 
 from docutils import nodes
-from docutils.parsers.rst import Directive, directives
+from docutils.parsers.rst import Directive
 from sphinx import addnodes
 from sphinx.application import Sphinx
 from sphinx.pycode import ModuleAnalyzer
@@ -224,17 +223,17 @@ class CommandHelp(Directive):
 
     optional_arguments = 1
     has_content = False
-    option_spec: dict[str, Any] = {"prog": directives.unchanged}
 
     def run(self) -> list[nodes.Node]:
         """Render the help of the command, or of its sub-command named by the argument."""
         from dwellir_harvester.cli import build_parser
 
-        os.environ["COLUMNS"] = "100"  # argparse wraps to the terminal: fix it for the page
         parser = build_parser()
         if self.arguments:
-            actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-            parser = actions[0].choices[self.arguments[0]]
+            verbs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+            if self.arguments[0] not in verbs:
+                raise self.error(f"no command {self.arguments[0]!r}; the commands: {', '.join(verbs)}")
+            parser = verbs[self.arguments[0]]
         text = parser.format_help()
         return [nodes.literal_block(text, text, language="text")]
 
