@@ -131,10 +131,11 @@ def _link_outside_docs(app: Sphinx, doctree: nodes.document) -> None:
             continue
         target = str(node.get("reftarget", ""))
         if node.get("refdomain") == "doc":
-            # a Markdown file outside docs/: MyST names it by its absolute path without suffix
-            if target in app.env.found_docs or not target.startswith("/"):
+            # a Markdown file outside docs/: MyST names it by its path without suffix, relative to
+            # docs/ ("../charms/x/README") or absolute (newer versions)
+            if target in app.env.found_docs:
                 continue
-            candidates = [Path(target + suffix) for suffix in app.config.source_suffix]
+            candidates = [DOCS / (target + suffix) for suffix in app.config.source_suffix]
             fragment = str(node.get("reftargetid") or "")
         elif node.get("refdomain") in (None, ""):
             path_part, _, fragment = target.partition("#")
