@@ -37,6 +37,7 @@ from .limits import MAX_TIMEOUT, describe_error, one_line
 logger = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "dwellir_harvester.collectors"
+#: The environment variable of plugin directories (``os.pathsep``-separated), read by ``env_plugin_paths()``.
 PATHS_ENV = "HARVESTER_COLLECTOR_PATHS"
 _PLUGIN_ROOT = "_dwellir_harvester_plugins"
 
