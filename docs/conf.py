@@ -76,6 +76,7 @@ html_static_path: list[str] = []
 # fails on a reference to anything else, our own names included.
 _EXTERNAL_TYPES = [
     # ops (where its classes are defined): the charm helpers take and give ops objects
+    "ops.framework.BoundEvent",
     "ops.charm.ActionEvent",
     "ops.charm.CharmBase",
     "ops.framework.Object",

@@ -12,10 +12,10 @@
 
 The public API:
 
-``Harvester(charm, collector_dir="collectors", *, collectors=None, exclude=(), collector_options=None,
-refresh_events=(), ...)``
+``Harvester(charm, collector_dir="collectors", *, collectors=None, exclude=(), ...)``
     The ops Object: it wires the charm's collectors into the harvester on the machine, leaves a
-    snapshot of the charm's Juju context, and answers the ``run-collectors`` action.
+    snapshot of the charm's Juju context, and answers the ``run-collectors`` action. Its other
+    arguments include ``collector_options`` and ``refresh_events``;
     ``set_collector_options(name, options)`` changes one collector's options in a handler. Its
     class docstring is the reference: every argument, the events it observes, the files it writes
     and their modes.
