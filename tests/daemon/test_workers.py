@@ -170,6 +170,7 @@ def test_a_soak_of_500_harvests_with_hostile_plugins(start_daemon, plugin_dir, t
         "--collectors", *names, "--collector-path", str(plugins), "--interval", "0.02", output=str(output)
     )
     daemon.wait_document()
+    daemon.wait_for(output.exists, what="the output file")  # written just after the document is served
 
     stop = threading.Event()
     checked = {"served": 0, "written": 0}

@@ -120,6 +120,34 @@ def test_a_collector_that_killed_its_worker_runs_alone_next_time(pool, plugin_di
     assert second["collectors"]["good"]["data"]["greeting"] == "hi"
 
 
+def test_closing_the_pool_mid_harvest_blames_no_collector(plugin_dir):
+    """A harvester that stops (SIGTERM, a restart) during a harvest stops its workers: no quarantine.
+
+    It used to quarantine every collector its stop cut short, and the daemon recorded them, so a
+    restart left healthy collectors running alone from then on.
+    """
+    import threading
+
+    slow = hostile_source("slow", "time.sleep(5)", timeout=10)
+    directory = plugin_dir(**{"slow.py": slow})
+    pool = WorkerPool(memory_mb=300, import_timeout=3)
+    registry = discover(pool, directory)
+    documents = []
+    harvesting = threading.Thread(target=lambda: documents.append(pool.harvest(["slow"], registry=registry)))
+    harvesting.start()
+    deadline = time.monotonic() + 10
+    while not pool.worker_pids() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # the collector is running in its worker
+    pool.close()
+    harvesting.join(timeout=10)
+    assert not harvesting.is_alive()
+    [document] = documents
+    status, errors = statuses(document)["slow"]
+    assert status == "failed" and errors == ["the harvester stopped its worker while this collector was running"]
+    assert pool.quarantined == set()
+
+
 def test_memory_past_the_resident_limit_is_killed_naming_the_limit(plugin_dir):
     grow = (
         "blob = bytearray(250 * 1024 * 1024)\n"

@@ -437,6 +437,7 @@ class WorkerPool:
         self._prestarted = prestarted
         #: Collectors (by identity) that killed their worker: each runs alone from then on.
         self.quarantined: set[tuple[str, str]] = set()
+        self._closing = False  # close() stops the workers: a collector whose worker it stops is not to blame
         self._sources: dict[str, WorkerSource] = {}
         self._owner: dict[tuple[str, str], str] = {}
         self._skips: dict[str, dict[str, str]] = {}
@@ -451,7 +452,12 @@ class WorkerPool:
         self.close()
 
     def close(self) -> None:
-        """Stop every worker (asking first, then killing) and reap them."""
+        """Stop every worker (asking first, then killing) and reap them.
+
+        A harvest still running on another thread reports its unfinished collectors as failed
+        ("the harvester is stopping"), and quarantines none of them.
+        """
+        self._closing = True
         prestarted, self._prestarted = self._prestarted, None
         if prestarted is not None:
             prestarted.discard()
@@ -732,7 +738,10 @@ class WorkerPool:
                 killed = code is not None and -code in (signal.SIGKILL, signal.SIGABRT, signal.SIGSEGV)
                 limit = f" (its memory limit is {self.memory_mb} MB)" if self.memory_mb and killed else ""
                 self._quarantine(pending.values())
-                settle("failed", f"its worker {cause} while this collector was running{limit}")
+                if self._closing:
+                    settle("failed", "the harvester stopped its worker while this collector was running")
+                else:
+                    settle("failed", f"its worker {cause} while this collector was running{limit}")
                 worker.kill()
                 break
             if message["type"] == "entry" and message.get("id") == run_id and message.get("key") in pending:
@@ -762,6 +771,8 @@ class WorkerPool:
         return entries
 
     def _quarantine(self, requests: Iterable[Prepared]) -> None:
+        if self._closing:  # the pool stopped the worker, not the collector
+            return
         for request in requests:
             if request.spec.identity not in self.quarantined:
                 logger.warning(
