@@ -99,6 +99,30 @@ def test_the_tests_pass_in_a_copy_outside_the_repository(charm_dir, tmp_path):
     assert re.fullmatch(r"\d+ passed in [\d.]+s(?: \(.*\))?", summary), summary  # nothing skipped or failed
 
 
+@pytest.mark.parametrize("charm_dir", [TEMPLATE, EXAMPLE], ids=lambda path: path.name)
+def test_without_the_harvesters_packages_the_tests_say_what_to_install_in_one_line(charm_dir, tmp_path):
+    copy = copy_out(charm_dir, tmp_path)
+    hidden = tmp_path / "hidden" / "dwellir_harvester"  # a regular package hides the namespace's parts
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text("")
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=copy,
+        env=outside_env(PYTHONPATH=str(hidden.parent)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("ERROR: the charm's tests need dwellir-harvester-charm")
+    assert 'pip install "$DWELLIR_HARVESTER_WHEELS"/*.whl' in lines[0]
+
+
 def fake_wheels(directory: Path, names: tuple[str, ...]) -> list[str]:
     """Stand-ins for the wheels of ``names`` at the installed versions (pack.sh only copies them)."""
     directory.mkdir()

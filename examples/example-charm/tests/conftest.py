@@ -27,28 +27,31 @@ CHARM_DIR = Path(__file__).resolve().parent.parent  # the charm's folder: tests/
 if str(CHARM_DIR / "src") not in sys.path:
     sys.path.insert(0, str(CHARM_DIR / "src"))
 
-
-def pytest_configure(config: pytest.Config) -> None:
-    """Say in one line what to install when the harvester's packages are missing."""
-    missing = [name for name in ("dwellir_harvester.charm", "dwellir_harvester.config") if not find_spec_of(name)]
-    if missing:
-        raise pytest.UsageError(
-            f"the charm's tests need {' and '.join(missing)} installed: pip install 'ops[testing]' "
-            "dwellir-harvester-charm dwellir-harvester (released), or the wheels built from a checkout of "
-            'dwellir-harvester: pip install "$DWELLIR_HARVESTER_WHEELS"/*.whl'
-        )
-
-
-def find_spec_of(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except ImportError:
-        return False
-
-
 REAL_PATHS = ("/etc/dwellir-harvester", "/var/lib/dwellir-harvester")
 HARVESTER_VARIABLES = ("HARVESTER_COLLECTOR_PATHS", "HARVESTER_CONFIG", "DAEMON_AUTH_TOKENS", "DAEMON_AUTH_TOKEN_FILE")
 GENESIS = "0x91b171bb158e2d3848fa23a9f1c25182fb8e20313b2c1eb49219da7a70ce90c3"
+NEEDED = {
+    "ops.testing": "'ops[testing]'",
+    "dwellir_harvester.charm.testing": "dwellir-harvester-charm",
+    "dwellir_harvester.config": "dwellir-harvester",
+}
+
+
+def installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:  # its package is missing
+        return False
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Say in one line what to install when the packages the tests need are missing."""
+    missing = [package for module, package in NEEDED.items() if not installed(module)]
+    if missing:
+        raise pytest.UsageError(
+            f"the charm's tests need {', '.join(missing)}: pip install {' '.join(missing)} (released), or "
+            'with wheels built from a checkout of dwellir-harvester: pip install "$DWELLIR_HARVESTER_WHEELS"/*.whl'
+        )
 
 
 @pytest.fixture(autouse=True)
