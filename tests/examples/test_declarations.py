@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -28,20 +27,12 @@ def project(request: pytest.FixtureRequest) -> charm_project.CharmProject:
     return charm_project.CharmProject(request.param)
 
 
-def without_exclude(actions: dict[str, Any]) -> dict[str, Any]:
-    action = dict(actions["run-collectors"])
-    action["params"] = {name: spec for name, spec in action["params"].items() if name != "exclude"}
-    return {**actions, "run-collectors": action}
-
-
 def test_both_declare_the_action_exactly_as_the_guide_says(project):
     ours = project.charmcraft["actions"]
     assert ours == charm_project.CharmProject(TEMPLATE).charmcraft["actions"]
     assert ours["run-collectors"]["additionalProperties"] is False
     assert ours["run-collectors"]["params"]["exclude"]["type"] == "string"
-    guide = charm_project.guide_snippet()["actions"]
-    # The guide's snippet gains `exclude` with the Harvester's exclude param; until then, the rest.
-    assert guide == (ours if "exclude" in guide["run-collectors"]["params"] else without_exclude(ours))
+    assert charm_project.guide_snippet()["actions"] == ours
 
 
 def test_requirements_take_this_repositorys_packages_from_wheels_or_the_index(project):
