@@ -112,6 +112,24 @@ def test_validate_a_deeply_nested_document(run_cli):
     assert result.stderr == "dwellir-harvester: stdin: not valid JSON: nested too deeply\n"
 
 
+def test_validate_reads_a_bounded_regular_file_and_says_what_else_it_got(run_cli, tmp_path):
+    huge = tmp_path / "huge.json"
+    with huge.open("wb") as f:  # sparse: 64 MiB and one byte, without writing them
+        f.truncate(64 * 1024 * 1024 + 1)
+    result = run_cli("validate", str(huge))
+    assert result.returncode == 2
+    assert result.stderr == f"dwellir-harvester: error: {huge} holds 67108865 bytes, more than the limit of 67108864\n"
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    result = run_cli("validate", str(fifo), timeout=20)  # refused, never waited on
+    assert result.returncode == 2 and "is a FIFO, not a regular file" in result.stderr
+    result = run_cli("validate", str(tmp_path / "nowhere.json"))
+    assert result.returncode == 2 and result.stderr.endswith("nowhere.json: No such file or directory\n")
+    (tmp_path / "latin1.json").write_bytes(b'{"a": "\xe9"}')
+    result = run_cli("validate", str(tmp_path / "latin1.json"))
+    assert result.returncode == 1 and "not valid JSON" in result.stderr
+
+
 FLEET = """
 from dwellir_harvester.lib import GenericCollector
 

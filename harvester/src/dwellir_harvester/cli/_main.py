@@ -18,7 +18,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from dwellir_harvester.config import (
@@ -507,17 +506,33 @@ def cmd_list(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     return 0
 
 
+#: The largest document ``validate`` reads (a harvest document is far smaller; the spool's bound).
+MAX_VALIDATE_BYTES = 64 * 1024 * 1024
+
+
 def cmd_validate(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     from dwellir_harvester.lib import validate_output
+    from dwellir_harvester.lib.files import read_bytes
 
     name = "stdin" if args.file == "-" else args.file
     try:
-        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
+        if args.file == "-":
+            raw = sys.stdin.buffer.read(MAX_VALIDATE_BYTES + 1)
+            if len(raw) > MAX_VALIDATE_BYTES:
+                raise ValueError(f"holds more than the limit of {MAX_VALIDATE_BYTES} bytes")
+        else:
+            found = read_bytes(args.file, MAX_VALIDATE_BYTES)
+            if found is None:
+                raise UsageError(f"{name}: No such file or directory")
+            raw = found
     except OSError as err:
         raise UsageError(f"{name}: {err.strerror or err}") from err
+    except ValueError as err:  # not a regular file, or too large: the message names the reason
+        message = one_line(str(err))
+        raise UsageError(message if message.startswith(name) else f"{name}: {message}") from err
     try:
-        document = _load_json(text)
-    except ValueError as err:
+        document = _load_json(raw.decode("utf-8"))
+    except ValueError as err:  # UnicodeDecodeError included
         sys.stderr.write(f"{PROG}: {name}: not valid JSON: {one_line(err)}\n")
         return 1
     try:
