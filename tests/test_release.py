@@ -139,6 +139,26 @@ def test_set_version_renames_the_wheels_a_packed_charm_installs(tmp_path):
     )
 
 
+def test_set_version_moves_the_ranges_charm_authors_are_shown(tmp_path):
+    """The template's and the example's requirements, the plugin package and the guide follow a release."""
+    root = _copy_versioned(tmp_path)
+    for name in ("examples/minimal-charm/requirements.txt", "docs/charm-authors.md"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text((REPO / name).read_text())
+    assert _set_version("0.2.0", root=root).returncode == 0
+    requirements = (root / "examples/minimal-charm/requirements.txt").read_text()
+    assert "dwellir-harvester-charm>=0.2,<0.3" in requirements and ">=0.1," not in requirements
+    guide = (root / "docs/charm-authors.md").read_text()
+    assert "'dwellir-harvester-charm[testing]>=0.2,<0.3'" in guide and "<0.2" not in guide
+    assert _set_version("--check", root=root).returncode == 0
+    (root / "docs/charm-authors.md").write_text(guide.replace(">=0.2,<0.3", ">=0.1,<0.2", 1))
+    result = _set_version("--check", root=root)
+    assert result.returncode == 1
+    assert result.stderr.strip().endswith(
+        'asks for dwellir-harvester-charm[testing]>=0.1,<0.2, VERSION says ">=0.2,<0.3"'
+    )
+
+
 def test_check_names_each_file_that_disagrees(tmp_path):
     root = _copy_versioned(tmp_path)
     version_file = root / VERSIONED[2]
