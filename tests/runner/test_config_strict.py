@@ -338,3 +338,22 @@ def test_a_dropin_excluding_an_unknown_collector_is_left_out_alone(run_cli, tmp_
     assert set(document["collectors"]) == {"null"}  # the good drop-in's exclude still applies
     [problem] = document["harvester"]["problems"]
     assert problem["where"] == str(bad) and problem["problem"].startswith("left out: exclude: unknown collector 'hots'")
+
+
+def test_a_dropin_whose_exclude_leaves_nothing_to_collect_is_left_out_alone(run_cli, tmp_path):
+    main = tmp_path / "etc" / "config.yaml"
+    (main.parent / "config.d").mkdir(parents=True)
+    main.write_text("collectors: ['null']\n")
+    (main.parent / "config.d" / "10-fine.yaml").write_text("exclude: [host]\n")
+    greedy = main.parent / "config.d" / "20-greedy.yaml"
+    greedy.write_text("exclude: ['null']\n")
+    result = run_cli("collect", "--config", str(main), "--no-validate", timeout=30)
+    assert result.returncode == 0, result
+    document = result.json()
+    assert set(document["collectors"]) == {"null"}  # 10-fine's exclude still applies
+    assert document["harvester"]["problems"] == [
+        {"where": str(greedy), "problem": "left out: its exclude leaves nothing to collect"}
+    ]
+    # The main config and the flags stay strict.
+    result = run_cli("collect", "null", "--config", str(main), "--exclude", "null", timeout=30)
+    assert result.returncode == 2 and "nothing to collect" in result.stderr

@@ -134,6 +134,20 @@ def _dropin_problems(settings: Settings, registry: Registry) -> dict[str, str]:
     return {file: one_line(problem) for file, problem in bad.items()}
 
 
+def _emptying_dropin(settings: Settings, registry: Registry, names: Sequence[str] | None) -> str | None:
+    """The drop-in to leave out when the excludes leave nothing to collect: the last one that excludes.
+
+    Without it, one drop-in's exclude could stop the whole harvest ("nothing to collect").
+    """
+    try:
+        if registry.select(list(names) if names else settings.collectors, settings.exclude):
+            return None
+    except UnknownCollectorError:  # check_selection says so, naming it
+        return None
+    excluding = {origin for origin in settings.exclude_origins.values() if settings.is_dropin(origin)}
+    return max(excluding, key=settings.files.index, default=None)
+
+
 def configure(
     flags: Mapping[str, Any],
     names: Sequence[str] | None = None,
@@ -168,6 +182,10 @@ def configure(
         bad_dropins = _dropin_problems(settings, registry)
         if bad_dropins:
             leave_out.update(bad_dropins)
+            continue
+        emptying = _emptying_dropin(settings, registry, names) if select else None
+        if emptying is not None:
+            leave_out[emptying] = "left out: its exclude leaves nothing to collect"
             continue
         selected = check_selection(settings, registry, names) if select else []
         problems: list[Problem] = [{"where": p.where, "problem": p.problem} for p in settings.problems]
