@@ -246,6 +246,27 @@ def test_a_credentials_file_others_can_read_is_refused(run_cli, tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1 and SECRET_KEY not in result.stderr
 
 
+def test_check_config_builds_the_sinks_but_sends_nothing_and_says_it_sends_nothing(run_cli, tmp_path):
+    config = tmp_path / "config.yaml"
+    target = tmp_path / "documents"
+    config.write_text(
+        json.dumps(
+            {
+                "isolation": "thread",
+                "output": "",
+                "collectors": ["null"],
+                "spool_dir": str(tmp_path / "spool"),
+                "sinks": [{"type": "file", "directory": str(target)}],
+            }
+        )
+    )
+    result = run_cli("serve", "--config", str(config), "--check-config", "--log-level", "INFO")
+    assert result.returncode == 0, result
+    assert [sink["name"] for sink in json.loads(result.stdout)["sinks"]] == ["file"]
+    assert "sending to" not in result.stderr
+    assert not target.exists() or not any(target.iterdir())
+
+
 def test_the_spool_survives_a_daemon_restart(start_daemon, own_moto, ticker, tmp_path):
     server = own_moto()
     server.stop()  # down from the start
@@ -304,7 +325,7 @@ def test_a_reload_with_other_sinks_swaps_them_and_keeps_the_same_ones(start_daem
     daemon.proc.send_signal(signal.SIGHUP)  # the same sinks: the same sender, its counts go on
     daemon.wait(lambda: daemon.count_reloads() >= 2, what="the second reload")
     daemon.wait(lambda: daemon.sink("sent_total", "bee") > sent, what="another delivery")
-    assert daemon.log.count("sink bee: sending to") == 2  # built by each reload, only the first one's used
+    assert daemon.log.count("sink bee: sending to") == 1  # the same sink after a reload: the same sender
     assert daemon.stop() == 0
 
 

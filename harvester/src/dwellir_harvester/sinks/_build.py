@@ -109,10 +109,11 @@ class SinkSet:
             sender.on_change = callback
 
     def start(self) -> None:
-        """Start every sender thread."""
+        """Start every sender thread (only then is "sending to" logged: ``--check-config`` sends nothing)."""
         if not self._started:
             self._started = True
             for sender in self.senders:
+                logger.info("sink %s: sending to %s", sender.name, sender.sink.describe())
                 sender.start()
 
     def submit(self, body: bytes) -> None:
@@ -193,5 +194,4 @@ def build_sinks(
                 on_change=on_change,
             )
         )
-        logger.info("sink %s: sending to %s", spec.name, sink.describe())
     return SinkSet(senders, key)
