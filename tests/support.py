@@ -12,15 +12,19 @@ their folder.
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import os
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -197,3 +201,94 @@ def child_processes(pid: int) -> dict[int, str]:
         if int(fields[1]) == pid:
             found[int(stat.parent.name)] = fields[0]
     return found
+
+
+# --- an S3-compatible server (the sinks' tests and the subordinate's end-to-end test) -----------------
+
+ACCESS_KEY, SECRET_KEY = "AKIATESTSINKS0000001", "test-secret-key-do-not-log-7f3a"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(
+    predicate: Callable[[], Any], timeout: float = 20, what: str = "condition", log: Callable[[], str] = str
+):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}\n{log()}")
+
+
+class MotoServer:
+    """``moto_server`` on a loopback port; ``stop`` and ``start`` again on the same port (an outage)."""
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.env = env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        executable = shutil.which("moto_server", path=os.path.dirname(sys.executable)) or "moto_server"
+        self.proc = subprocess.Popen(
+            [executable, "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, **self.env},
+        )
+
+        def up() -> bool:
+            assert self.proc is not None and self.proc.poll() is None, "moto_server exited"
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
+                conn.request("GET", "/moto-api/data.json")
+                conn.getresponse().read()
+                conn.close()
+                return True
+            except OSError:
+                return False
+
+        wait_until(up, 30, "moto_server to answer")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.proc = None
+
+    def client(self):
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.url,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+            region_name="us-east-1",
+        )
+
+    def bucket(self, name: str) -> None:
+        self.client().create_bucket(Bucket=name)
+
+    def objects(self, bucket: str, prefix: str = "") -> dict[str, bytes]:
+        s3 = self.client()
+        keys = [
+            o["Key"]
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            for o in page.get("Contents", [])
+        ]
+        return {key: s3.get_object(Bucket=bucket, Key=key)["Body"].read() for key in keys}

@@ -83,8 +83,12 @@ def _name(text: str) -> str:
 # --- venvs --------------------------------------------------------------------------------------
 
 
+#: The extras a charm's venv holds: the subordinate's requirements pin the runner's S3 client.
+EXTRAS = ("", "s3")
+
+
 def runtime_distributions() -> list[str]:
-    """Every distribution this repository's packages need at run time, besides themselves."""
+    """Every distribution this repository's packages need at run time (with ``EXTRAS``), besides themselves."""
     from packaging.requirements import Requirement
 
     found: dict[str, str] = {}
@@ -92,7 +96,8 @@ def runtime_distributions() -> list[str]:
     while todo:
         for text in importlib.metadata.requires(todo.pop()) or []:
             requirement = Requirement(text)
-            if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+            marker = requirement.marker
+            if marker is not None and not any(marker.evaluate({"extra": extra}) for extra in EXTRAS):
                 continue
             name = _name(requirement.name)
             if name not in found and name not in OWN_DISTRIBUTIONS:

@@ -8,7 +8,7 @@ import stat
 import uuid
 from pathlib import Path
 
-from .conftest import ACCESS_KEY, SECRET_KEY
+from tests.support import ACCESS_KEY, SECRET_KEY
 
 
 def _files(root: Path) -> dict[str, Path]:
@@ -151,7 +151,7 @@ def test_outage_every_harvest_made_meanwhile_arrives(start_daemon, own_moto, tic
 
 
 def test_a_full_spool_drops_the_oldest_with_a_counter(start_daemon, ticker, tmp_path):
-    from .conftest import free_port
+    from tests.support import free_port
 
     spool = tmp_path / "spool" / "down"
     daemon = start_daemon(

@@ -11,8 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dwellir_harvester.cli._fleet import summarize
-
-from .conftest import ACCESS_KEY, SECRET_KEY
+from tests.support import ACCESS_KEY, SECRET_KEY
 
 
 def node_document(i: int, version: str = "1.14.0", age: float = 10) -> dict:

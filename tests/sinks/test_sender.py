@@ -12,8 +12,7 @@ import pytest
 
 from dwellir_harvester.config import ConfigError, SinkSpec
 from dwellir_harvester.sinks import Sender, Sink, SinkError, Spool, build_sink, content_hash, node_name
-
-from .conftest import wait_until
+from tests.support import wait_until
 
 
 class Recording(Sink):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
@@ -256,3 +257,46 @@ def test_a_bad_dropin_and_a_second_principal_that_goes(whole, tmp_path):
     known = machine.state()["systemd"]["units"][SERVICE]
     assert (machine.daemon_pids(), known["pid"], known["state"]) == ([pid], pid, "active")
     assert not machine.path(DROPIN).exists()
+
+
+def test_the_machines_documents_reach_s3_when_the_operator_adds_an_endpoint(whole):
+    """`juju config dwellir-harvester s3-endpoint-url=... s3-bucket=... s3-credentials=<secret>` on a
+    running machine: the daemon sends each document to the S3-compatible server (moto's, on loopback)."""
+    from tests.support import ACCESS_KEY, SECRET_KEY, MotoServer
+
+    server = MotoServer()
+    server.start()
+    try:
+        server.bucket("harvests")
+        machine = whole.machine
+        whole.deploy_node()
+        harvester = whole.deploy_harvester()
+        whole.wait_for("every collector ran", lambda d: set(d["collectors"]) >= EXAMPLES)
+        credentials = harvester.add_secret({"access-key-id": ACCESS_KEY, "secret-access-key": SECRET_KEY})
+        harvester.config(
+            s3_endpoint_url=server.url, s3_bucket="harvests", s3_region="us-east-1", s3_credentials=credentials
+        )
+        harvester.hook("config-changed")
+        assert harvester.status()[0] == "active", harvester.status()
+
+        def delivered() -> dict[str, bytes]:
+            objects = server.objects("harvests", "dwellir-harvester/")
+            return {key: body for key, body in objects.items() if key.endswith("/latest.json")}
+
+        deadline = time.monotonic() + 60
+        while not delivered() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        [(key, body)] = delivered().items()
+        uuid = machine.state()["model"]["uuid"]
+        assert key.startswith(f"dwellir-harvester/{uuid}/") and key.endswith("/latest.json"), key
+        document = json.loads(body)
+        assert set(document["collectors"]) >= EXAMPLES | {"host", "juju", "juju-charm"}
+        assert statuses(document)["polkadot"] == "success", whole.journal()
+
+        # The credentials are only in the 0640 credentials file, never in a log, status or other file.
+        said = json.dumps([harvester.logs(), harvester.juju()["status_history"]]) + whole.journal()
+        assert SECRET_KEY not in said
+        assert world_readable_files_holding(machine.root, SECRET_KEY) == []
+        assert stat.S_IMODE(machine.path("/etc/dwellir-harvester/s3-credentials.yaml").stat().st_mode) == 0o640
+    finally:
+        server.stop()
