@@ -301,22 +301,27 @@ def test_a_wrongly_typed_token_says_only_its_type(main):
     assert err.key == "auth_tokens" and err.message == "expected a list, got a string"
 
 
-def test_a_withdrawn_dropin_is_left_out_with_its_charms_reason(run_cli, tmp_path):
-    """A charm whose collectors cannot be wired in says why in its drop-in; the harvest reports it."""
-    main = tmp_path / "etc" / "config.yaml"
-    (main.parent / "config.d").mkdir(parents=True)
+def harvested(run_cli, main):
+    """``collect`` with the main config ``main`` (which names ``null``): the document."""
     main.write_text("collectors: ['null']\n")
-    dropin = main.parent / "config.d" / "my-app.yaml"
-    dropin.write_text("# written by a charm\nwithdrawn: \"unknown collector 'peres' (did you mean 'peers'?)\"\n")
     result = run_cli("collect", "--config", str(main), "--no-validate", timeout=30)
     assert result.returncode == 0, result
-    document = result.json()
+    return result.json()
+
+
+def test_a_withdrawn_dropin_is_left_out_with_its_charms_reason(run_cli, main):
+    """A charm whose collectors cannot be wired in says why in its drop-in; the harvest reports it."""
+    withdrawn = dropin(main, "# written by a charm\nwithdrawn: \"unknown collector 'peres' (did you mean 'peers'?)\"\n")
+    document = harvested(run_cli, main)
     assert set(document["collectors"]) == {"host", "null"}
     assert document["harvester"]["problems"] == [
-        {"where": str(dropin), "problem": "withdrawn by its charm: unknown collector 'peres' (did you mean 'peers'?)"}
+        {
+            "where": str(withdrawn),
+            "problem": "withdrawn by its charm: unknown collector 'peres' (did you mean 'peers'?)",
+        }
     ]
     # Its reason is one redacted line; the main config may not say it.
-    dropin.write_text('withdrawn: "cannot reach https://user:hunter2@node:9944\\nsecond line"\n')
+    withdrawn.write_text('withdrawn: "cannot reach https://user:hunter2@node:9944\\nsecond line"\n')
     [problem] = load(main).problems
     assert "hunter2" not in problem.problem and "\n" not in problem.problem
     main.write_text("withdrawn: nope\n")
@@ -325,31 +330,19 @@ def test_a_withdrawn_dropin_is_left_out_with_its_charms_reason(run_cli, tmp_path
     assert caught.value.key == "withdrawn"
 
 
-def test_a_dropin_excluding_an_unknown_collector_is_left_out_alone(run_cli, tmp_path):
-    main = tmp_path / "etc" / "config.yaml"
-    (main.parent / "config.d").mkdir(parents=True)
-    main.write_text("collectors: ['null']\n")
-    (main.parent / "config.d" / "10-good.yaml").write_text("exclude: [host]\n")
-    bad = main.parent / "config.d" / "20-bad.yaml"
-    bad.write_text("exclude: [hots]\n")
-    result = run_cli("collect", "--config", str(main), "--no-validate", timeout=30)
-    assert result.returncode == 0, result
-    document = result.json()
+def test_a_dropin_excluding_an_unknown_collector_is_left_out_alone(run_cli, main):
+    dropin(main, "exclude: [host]\n", "10-good.yaml")
+    bad = dropin(main, "exclude: [hots]\n", "20-bad.yaml")
+    document = harvested(run_cli, main)
     assert set(document["collectors"]) == {"null"}  # the good drop-in's exclude still applies
     [problem] = document["harvester"]["problems"]
     assert problem["where"] == str(bad) and problem["problem"].startswith("left out: exclude: unknown collector 'hots'")
 
 
-def test_a_dropin_whose_exclude_leaves_nothing_to_collect_is_left_out_alone(run_cli, tmp_path):
-    main = tmp_path / "etc" / "config.yaml"
-    (main.parent / "config.d").mkdir(parents=True)
-    main.write_text("collectors: ['null']\n")
-    (main.parent / "config.d" / "10-fine.yaml").write_text("exclude: [host]\n")
-    greedy = main.parent / "config.d" / "20-greedy.yaml"
-    greedy.write_text("exclude: ['null']\n")
-    result = run_cli("collect", "--config", str(main), "--no-validate", timeout=30)
-    assert result.returncode == 0, result
-    document = result.json()
+def test_a_dropin_whose_exclude_leaves_nothing_to_collect_is_left_out_alone(run_cli, main):
+    dropin(main, "exclude: [host]\n", "10-fine.yaml")
+    greedy = dropin(main, "exclude: ['null']\n", "20-greedy.yaml")
+    document = harvested(run_cli, main)
     assert set(document["collectors"]) == {"null"}  # 10-fine's exclude still applies
     assert document["harvester"]["problems"] == [
         {"where": str(greedy), "problem": "left out: its exclude leaves nothing to collect"}
