@@ -203,6 +203,21 @@ def child_processes(pid: int) -> dict[int, str]:
     return found
 
 
+def outside_environment(**extra: str) -> dict[str, str]:
+    """This suite's environment as a charm author's shell has it, for a charm copied out of the repository.
+
+    This suite's Python is first on ``PATH``; no import path, pytest options or harvester settings
+    of this suite reach the copy. ``extra`` variables are set last (a ``PATH`` of the test's own).
+    """
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("PYTHONPATH", "PYTEST_ADDOPTS") and not key.startswith(("HARVESTER_", "DAEMON_"))
+    }
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return {**env, **extra}
+
+
 # --- an S3-compatible server (the sinks' tests and the subordinate's end-to-end test) -----------------
 
 ACCESS_KEY, SECRET_KEY = "AKIATESTSINKS0000001", "test-secret-key-do-not-log-7f3a"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.machinery
 import importlib.util
 import json
-import os
 import shlex
 import subprocess
 import sys
@@ -21,6 +20,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.support import outside_environment
 
 REPO = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("sync_guide", REPO / "tools" / "sync_guide.py")
@@ -37,16 +38,9 @@ def of_kind(kind: str) -> list:
     return [block for block in BLOCKS if block.kind == kind]
 
 
-def environment() -> dict[str, str]:
-    """This suite's Python first on PATH, and nothing that would put the repository on the import path."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTEST_ADDOPTS")}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return env
-
-
 def sh(command: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["bash", "-c", command], cwd=cwd, env=environment(), capture_output=True, text=True, timeout=timeout
+        ["bash", "-c", command], cwd=cwd, env=outside_environment(), capture_output=True, text=True, timeout=timeout
     )
 
 
@@ -138,7 +132,7 @@ def test_the_output_blocks_are_what_the_charm_writes(guide_charm, tmp_path):
     result = subprocess.run(
         [sys.executable, "-c", INSTALL, str(tmp_path / "machine")],
         cwd=guide_charm,
-        env=environment(),
+        env=outside_environment(),
         capture_output=True,
         text=True,
         timeout=120,

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import outside_environment
+
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "examples" / "minimal-charm"
 EXAMPLE = REPO / "examples" / "example-charm"
@@ -53,12 +55,6 @@ def copy_out(charm_dir: Path, tmp_path: Path) -> Path:
     return copy
 
 
-def outside_env(**extra: str) -> dict[str, str]:
-    """The environment without an import path or harvester settings from this suite."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith(("HARVESTER_", "DAEMON_"))}
-    return {**env, **extra}
-
-
 def rename_template(copy: Path) -> None:
     """Step 1 of the template's README: the charm and its class get names of the author's own."""
     readme = (copy / "README.md").read_text()
@@ -78,7 +74,7 @@ def test_the_tests_pass_in_a_copy_outside_the_repository(charm_dir, tmp_path):
     copy = copy_out(charm_dir, tmp_path)
     if charm_dir == TEMPLATE:
         rename_template(copy)
-    env = outside_env()
+    env = outside_environment()
     probe = "import importlib.util as u, sys; sys.exit(u.find_spec('tests.support') is not None)"
     assert subprocess.run([sys.executable, "-c", probe], cwd=copy, env=env, timeout=30).returncode == 0, (
         "the repository's tests package is importable from outside it: this test would prove nothing"
@@ -109,7 +105,7 @@ def test_without_the_harvesters_packages_the_tests_say_what_to_install_in_one_li
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
         cwd=copy,
-        env=outside_env(PYTHONPATH=str(hidden.parent)),
+        env=outside_environment(PYTHONPATH=str(hidden.parent)),
         capture_output=True,
         text=True,
         timeout=60,
@@ -145,7 +141,7 @@ def pack(copy: Path, tmp_path: Path, *args: str, **env: str) -> subprocess.Compl
     return subprocess.run(
         [str(copy / "pack.sh"), *args],
         cwd=tmp_path,
-        env=outside_env(PATH=path, CHARMCRAFT_CALLS=str(tmp_path / "calls"), **env),
+        env=outside_environment(PATH=path, CHARMCRAFT_CALLS=str(tmp_path / "calls"), **env),
         capture_output=True,
         text=True,
         timeout=30,
@@ -199,7 +195,7 @@ def test_pack_sh_says_what_is_missing_in_one_line(tmp_path):
 
     proc = subprocess.run(  # on a PATH without charmcraft
         [str(copy / "pack.sh")],
-        env=outside_env(PATH=os.pathsep.join(["/usr/bin", "/bin"])),
+        env=outside_environment(PATH=os.pathsep.join(["/usr/bin", "/bin"])),
         capture_output=True,
         text=True,
         timeout=30,
