@@ -355,7 +355,7 @@ class Daemon:
         path = quarantine_path(plan.settings)
         if self.recorded_quarantine is None:  # what an earlier run left; nothing written while nothing changes
             self.recorded_quarantine = read_quarantine(plan.settings)
-        if path is None or quarantined == self.recorded_quarantine or self.stopping:
+        if path is None or quarantined == self.recorded_quarantine:
             return
         entries = [{"collector": name, "source": source} for source, name in sorted(quarantined)]
         try:
