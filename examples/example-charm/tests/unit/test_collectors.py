@@ -35,13 +35,13 @@ def test_unit_facts_never_reports_a_secret_whatever_it_is_given():
         "api-key": "k-123",
         "db-password": "p-123",
         "rpc-url": "https://user:p-456@node.example/?token=t-789",
-        "cert": "-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----",
+        "cert": "-----BEGIN PRIVATE KEY-----\nc-321\n-----END PRIVATE KEY-----",
         "port": 18080,
     }
     entry = run_collector(collector("unit_facts:UnitFactsCollector"), options={"config": config})
 
     shown = json.dumps(entry)
-    for secret in ("k-123", "p-123", "p-456", "t-789", "abc"):
+    for secret in ("k-123", "p-123", "p-456", "t-789", "c-321"):
         assert secret not in shown
     assert entry["data"]["config"]["port"] == 18080
 
