@@ -69,6 +69,20 @@ def test_the_charms_collectors_and_options_are_used(registry, directory):
     assert document["collectors"]["peers"]["data"]["rpc_url"] == "http://node:9944"
 
 
+def test_without_the_runner_excluding_host_is_a_no_op_and_running_it_says_what_to_add(directory):
+    """``host`` is the runner's: leaving it out where it is not installed leaves out nothing."""
+    registry = load_collectors([directory], env=False, entry_points=False)
+    assert "host" not in registry
+
+    outcome = run(registry, directory, exclude="host")
+    assert outcome.failure is None
+    assert json.loads(outcome.results["output"])["harvester"]["collectors_used"] == ["blocks", "peers", "juju-charm"]
+    assert run(registry, directory, exclude="hots").failure.startswith("exclude: unknown collector 'hots' (available: ")
+
+    failure = run(registry, directory, collectors="host").failure
+    assert failure.startswith("unknown collector 'host' (available: blocks, juju-charm, peers); host is a built-in")
+
+
 @pytest.mark.parametrize(
     ("params", "failure"),
     [

@@ -209,8 +209,10 @@ def run(
     except ActionInputError as err:
         return failed(str(err), logs)
     available = sorted({*registry.available(), JUJU_CHARM})
-    for param, listed in (("", request.names or ()), ("exclude", request.exclude)):
-        unknown = [name for name in listed if name != JUJU_CHARM and name not in registry]
+    # Excluding ``host`` where the runner is not installed leaves out what is not there (as the
+    # wiring's ``exclude`` does); running it there is what needs the runner.
+    for param, listed, absent_ok in (("", request.names or (), ()), ("exclude", request.exclude, (HOST,))):
+        unknown = [name for name in listed if name not in (JUJU_CHARM, *absent_ok) and name not in registry]
         if unknown:
             return failed(unknown_names(unknown, available, param), logs)
     if request.names is None:
