@@ -115,6 +115,19 @@ def test_output_file_is_written_atomically(run_cli, tmp_path):
     assert "does not exist" in missing.stderr and str(tmp_path / "nope") in missing.stderr
 
 
+def test_output_on_a_symbolic_link_replaces_the_link_and_leaves_its_target_alone(run_cli, tmp_path):
+    """A link someone else can change must not choose where the harvester writes (docs/operators.md)."""
+    target = tmp_path / "elsewhere.json"
+    target.write_text("kept")
+    link = tmp_path / "harvest.json"
+    link.symlink_to(target)
+    result = run_cli("collect", "null", "--output", str(link))
+    assert result.returncode == 0, result.stderr
+    assert not link.is_symlink()
+    assert json.loads(link.read_text())["harvester"]["collectors_used"] == ["null"]
+    assert target.read_text() == "kept"
+
+
 def test_errors_are_one_line_with_exit_2(run_cli, tmp_path, plugin_dir):
     cases = [
         (("collect", "nope"), "unknown collector 'nope' (available: "),
