@@ -120,6 +120,104 @@ def test_a_collector_that_killed_its_worker_runs_alone_next_time(pool, plugin_di
     assert second["collectors"]["good"]["data"]["greeting"] == "hi"
 
 
+def slow_source(name: str, seconds: float, timeout: float = 10, marker: Path | None = None) -> str:
+    """A well-behaved collector that takes ``seconds`` (only the first time, when ``marker`` is given)."""
+    return (
+        "import os, time\n"
+        "from dwellir_harvester.lib import GenericCollector\n\n"
+        "class Slow(GenericCollector):\n"
+        f"    NAME = {name!r}\n"
+        f"    TIMEOUT = {timeout}\n\n"
+        "    def collect(self):\n"
+        f"        marker = {str(marker) if marker else None!r}\n"
+        "        if marker is None or not os.path.exists(marker):\n"
+        "            if marker:\n"
+        "                open(marker, 'a').close()\n"
+        f"            time.sleep({seconds})\n"
+        "        return {'pid': os.getpid()}\n"
+    )
+
+
+def test_what_a_dying_worker_took_down_runs_again_alone_and_only_the_culprit_is_quarantined(pool, plugin_dir):
+    """The neighbours a crash took down are not lost for this harvest, nor blamed from then on."""
+    directory = plugin_dir(
+        **{"slow.py": slow_source("slow", 1.0), "exits.py": hostile_source("exits", HOSTILE["exits"], timeout=10)}
+    )
+    registry = discover(pool, directory)
+
+    started = time.monotonic()
+    first = pool.harvest(["slow", "exits"], registry=registry)
+    elapsed = time.monotonic() - started
+
+    validate_output(first)
+    result = statuses(first)
+    assert result["slow"] == ("success", []), result
+    assert result["exits"] == (
+        "failed",
+        [
+            "run again after its worker exited with status 3",
+            "its worker exited with status 3 while this collector was running",
+        ],
+    ), result
+    assert pool.quarantined == {("path:" + str(directory / "exits.py"), "exits")}
+    assert elapsed < 10, elapsed
+    assert pool.worker_pids() == []  # slow's own worker was retired; the culprit's died again
+
+    second = pool.harvest(["slow", "exits"], registry=registry)
+    assert statuses(second)["slow"] == ("success", [])
+    assert statuses(second)["exits"] == ("failed", ["its worker exited with status 3 while this collector was running"])
+    assert len(pool.worker_pids()) == 1  # slow back in a shared worker; exits alone, and dead again
+    assert second["collectors"]["slow"]["data"]["pid"] != first["collectors"]["slow"]["data"]["pid"]
+
+
+def test_what_a_worker_that_stopped_answering_took_down_runs_again_in_a_fresh_worker(pool, plugin_dir, tmp_path):
+    directory = plugin_dir(
+        **{
+            "slow.py": slow_source("slow", 6, marker=tmp_path / "ran-once"),
+            "holds_gil.py": hostile_source("holds-gil", HOSTILE["holds_gil"]),
+        }
+    )
+    registry = discover(pool, directory)
+
+    result = statuses(pool.harvest(["slow", "holds-gil"], registry=registry))
+
+    assert result["slow"] == ("success", []), result
+    assert result["holds-gil"][0] == "timeout"
+    assert pool.quarantined == {("path:" + str(directory / "holds_gil.py"), "holds-gil")}
+
+
+def test_a_lost_collector_with_too_little_time_left_fails_and_an_unknown_culprit_blames_all(pool, plugin_dir):
+    directory = plugin_dir(
+        **{"slow.py": slow_source("slow", 0.9, timeout=1.1), "exits.py": hostile_source("exits", HOSTILE["exits"])}
+    )
+    registry = discover(pool, directory)
+
+    result = statuses(pool.harvest(["slow", "exits"], registry=registry))
+
+    message = "its worker exited with status 3 while this collector was running"
+    assert result == {"slow": ("failed", [message]), "exits": ("failed", [message])}
+    assert {name for _, name in pool.quarantined} == {"slow", "exits"}
+
+
+def test_collectors_that_pass_the_memory_limit_only_together_both_succeed_and_both_run_alone(plugin_dir):
+    grow = (
+        "blob = bytearray(70 * 1024 * 1024)\n"
+        "        for i in range(0, len(blob), 4096):\n"
+        "            blob[i] = 1\n"
+        "        time.sleep(1.5)"
+    )
+    directory = plugin_dir(
+        **{"a.py": hostile_source("a", grow, timeout=10), "b.py": hostile_source("b", grow, timeout=10)}
+    )
+    with WorkerPool(memory_mb=140, import_timeout=3) as pool:
+        registry = discover(pool, directory)
+        result = statuses(pool.harvest(["a", "b"], registry=registry))
+
+        assert result == {"a": ("success", []), "b": ("success", [])}, result
+        assert {name for _, name in pool.quarantined} == {"a", "b"}  # neither was to blame alone: both kept apart
+        assert statuses(pool.harvest(["a", "b"], registry=registry)) == result
+
+
 def test_closing_the_pool_mid_harvest_blames_no_collector(plugin_dir):
     """A harvester that stops (SIGTERM, a restart) during a harvest stops its workers: no quarantine.
 

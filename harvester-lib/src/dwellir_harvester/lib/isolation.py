@@ -14,9 +14,12 @@ harvester never waits on a worker past the collectors' timeouts:
 
 - a collector past its timeout is ``timeout``; a worker that still runs one afterwards, or stops
   answering (a collector holding the GIL), is killed with its whole process group and replaced;
-- a worker that dies (a signal, ``os._exit``, the memory limit) fails only the collectors it had
-  not reported, each naming the cause; those collectors are *quarantined*: from the next harvest on
-  each runs alone in a worker of its own, so it cannot take the others down again;
+- a worker that dies (a signal, ``os._exit``, the memory limit) loses only the collectors it had
+  not reported; when that is more than one, each runs again at once, alone, within what is left
+  of its timeout, so a crash costs its neighbours no result. The culprits (the one lost, or those
+  that take their worker down again; all of them when none does) are *quarantined*: from then on
+  each runs alone in a worker of its own, so it cannot take the others down again. What a
+  worker killed for not answering took down runs again too, in a fresh worker;
 - a worker is limited in memory (its resident size, checked by the harvester, and its address space,
   ``RLIMIT_AS``, capped at twice that plus 512 MB as a backstop) and runs at a lower priority
   (``nice``), so collectors never starve the node they describe;
@@ -85,6 +88,8 @@ GRACE = 2.0
 HIGH_WATER = 0.75
 #: How often (seconds) the harvester checks a busy worker's resident size.
 POLL = 0.25
+#: The fewest seconds of its timeout a collector a worker lost must have left to be run again.
+MIN_RETRY = 1.0
 _MAX_DISCOVERY_ATTEMPTS = 20
 
 
@@ -407,6 +412,35 @@ class _Group(NamedTuple):
     requests: list[Prepared]
 
 
+class _Lost(NamedTuple):
+    """The collectors a worker lost when it died or was killed, and what its end said.
+
+    ``blame``: ``none`` (another collector made the worker stop answering), ``all`` (the one
+    collector lost is to blame) or ``unknown``.
+    """
+
+    requests: list[Prepared]
+    message: str
+    blame: str
+    started: float
+    collection_time: str
+
+    @property
+    def reason(self) -> str:
+        """What ended the worker, without the "while this collector was running"."""
+        return self.message.split(" while this collector was running")[0]
+
+    def entry(self, request: Prepared) -> Entry:
+        """The failed entry of ``request``, saying what its worker's end said."""
+        return make_entry(request.spec, Outcome("failed", {}, [self.message]), self.collection_time, 0.0, request.key)
+
+
+def _alone(group: _Group, request: Prepared) -> _Group:
+    """The group that runs ``request`` alone, in a worker of its own, of ``group``'s source."""
+    source, name = request.spec.identity
+    return _Group(f"alone:{group.source.name}:{source}::{name}", group.source, [request])
+
+
 class WorkerPool:
     """Workers for collector sources: discovery and harvests in processes the harvester can kill.
 
@@ -641,8 +675,7 @@ class WorkerPool:
         for request in prepared:
             owner = self._owner[request.spec.identity]
             if request.spec.identity in self.quarantined:
-                source, name = request.spec.identity
-                yield _Group(f"alone:{owner}:{source}::{name}", self._sources[owner], [request])
+                yield _alone(_Group(owner, self._sources[owner], []), request)
             else:
                 shared.setdefault(owner, []).append(request)
         for owner, requests in shared.items():
@@ -669,9 +702,25 @@ class WorkerPool:
         return worker
 
     def _run_group(self, group: _Group, validate: bool) -> dict[str, Entry]:
+        """Run a group in its worker; run again what a worker that died or was killed lost."""
+        entries, lost = self._run_in_worker(group, validate)
+        if lost is not None:
+            entries.update(self._run_again(group, lost, validate))
+        return entries
+
+    def _run_in_worker(self, group: _Group, validate: bool) -> tuple[dict[str, Entry], _Lost | None]:
+        """The entries of a group's run in its worker, and what the worker lost when it ended early.
+
+        A collector that makes the worker stop answering is quarantined and reported here; the
+        collectors its worker took down with it are lost, blameless. A worker that dies or passes
+        its memory limit loses the collectors it had not reported; the blame is theirs when that
+        is one collector and none of the others had timed out (a timed-out collector may still
+        run there), and unknown otherwise.
+        """
         started, collection_time = time.monotonic(), now_rfc3339()
         pending = {request.key: request for request in group.requests}
         entries: dict[str, Entry] = {}
+        timed_out = False
 
         def settle(status: Any, message: str) -> None:
             for request in pending.values():
@@ -679,6 +728,16 @@ class WorkerPool:
                 entries[request.key] = make_entry(request.spec, outcome, collection_time, 0.0, request.key)
             pending.clear()
 
+        def losing(message: str, blame: str) -> _Lost | None:
+            if not pending:
+                return None
+            if blame == "unknown" and len(pending) == 1 and not timed_out:
+                blame = "all"
+            lost = _Lost(list(pending.values()), message, blame, started, collection_time)
+            pending.clear()
+            return lost
+
+        lost: _Lost | None = None
         try:
             worker = self._worker_for(group)
             run_id = next(self._run_ids)
@@ -692,7 +751,7 @@ class WorkerPool:
             )
         except WorkerError as err:
             settle("failed", f"its worker cannot run: {one_line(err)}")
-            return entries
+            return entries, None
         # The worker reports a collector's timeout itself; one that has not a grace period later has
         # stopped answering (a collector holding the GIL, a blocking C call): it is killed.
         deadlines = {request.key: started + request.timeout + GRACE for request in group.requests}
@@ -711,7 +770,7 @@ class WorkerPool:
                     )
                     entries[request.key] = make_entry(request.spec, outcome, collection_time, waited, request.key)
                 culprits = ", ".join(request.key for request in overdue) or "its worker"
-                settle("failed", f"its worker was killed because {culprits} made it stop answering")
+                lost = losing(f"its worker was killed because {culprits} made it stop answering", "none")
                 break
             remaining = min([deadlines[key] for key in pending] or [max(deadlines.values()) + GRACE]) - now
             try:
@@ -720,11 +779,10 @@ class WorkerPool:
                 rss = worker.rss_mb()
                 if self.memory_mb and rss is not None and rss > self.memory_mb:
                     worker.kill()
-                    self._quarantine(pending.values())
-                    settle(
-                        "failed",
+                    lost = losing(
                         f"its worker exceeded the memory limit of {self.memory_mb} MB ({rss:.0f} MB resident) "
                         "while this collector was running",
+                        "unknown",
                     )
                     break
                 continue
@@ -737,16 +795,16 @@ class WorkerPool:
                 code = worker.proc.returncode
                 killed = code is not None and -code in (signal.SIGKILL, signal.SIGABRT, signal.SIGSEGV)
                 limit = f" (its memory limit is {self.memory_mb} MB)" if self.memory_mb and killed else ""
-                self._quarantine(pending.values())
                 if self._closing:
                     settle("failed", "the harvester stopped its worker while this collector was running")
                 else:
-                    settle("failed", f"its worker {cause} while this collector was running{limit}")
+                    lost = losing(f"its worker {cause} while this collector was running{limit}", "unknown")
                 worker.kill()
                 break
             if message["type"] == "entry" and message.get("id") == run_id and message.get("key") in pending:
                 request = pending.pop(message["key"])
                 entries[request.key] = _checked_entry(request, message.get("entry"), collection_time)
+                timed_out = timed_out or entries[request.key]["meta"]["status"] == "timeout"
             elif message["type"] == "done" and message.get("id") == run_id:
                 stragglers = [str(k) for k in message.get("stragglers") or []]
                 if pending:  # a worker that says done with collectors unreported broke the protocol
@@ -768,6 +826,69 @@ class WorkerPool:
             with self._lock:
                 if self._workers.get(group.worker_key) is worker:
                     del self._workers[group.worker_key]
+        return entries, lost
+
+    def _run_again(self, group: _Group, lost: _Lost, validate: bool) -> dict[str, Entry]:
+        """Run again, within what is left of each one's timeout, the collectors a worker lost.
+
+        Blameless ones (another collector made their worker stop answering) run again together
+        in a fresh worker. Of those lost to an unknown culprit, each runs alone: the ones that
+        take their worker down again are the culprits and are quarantined; when none does, every
+        one of them is, as a lone lost collector is without a second run. One with less than
+        ``MIN_RETRY`` seconds left, or lost a second time, is failed with what its worker said; a
+        retried one that does not succeed says first that it was run again, and why.
+        """
+        entries: dict[str, Entry] = {}
+        now = time.monotonic()
+        retry: list[Prepared] = []
+        for request in lost.requests:
+            left = lost.started + request.timeout - now
+            if lost.blame != "all" and left >= MIN_RETRY and not self._closing:
+                retry.append(request._replace(timeout=left))
+            else:
+                entries[request.key] = lost.entry(request)
+        if lost.blame == "all":
+            self._quarantine(lost.requests)
+        if not retry:
+            if lost.blame == "unknown":
+                self._quarantine(lost.requests)
+            return entries
+        logger.warning("%s; running %s again", lost.reason, ", ".join(request.key for request in retry))
+        earlier = {request.spec.identity for request in retry} & self.quarantined
+        runs: list[tuple[dict[str, Entry], _Lost | None]] = []
+        if lost.blame == "none":
+            runs.append(self._run_in_worker(group._replace(requests=retry), validate))
+        else:
+            threads = [
+                threading.Thread(
+                    target=lambda r=request: runs.append(self._run_in_worker(_alone(group, r), validate)),
+                    name=f"worker-rerun:{request.key}",
+                    daemon=True,
+                )
+                for request in retry
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        culprits: list[Prepared] = []
+        for found, again in runs:
+            if again is not None:
+                found.update((request.key, again.entry(request)) for request in again.requests)
+                if again.blame != "none":
+                    culprits += again.requests
+            for key, entry in found.items():
+                if entry["meta"]["status"] != "success":
+                    entry["meta"]["errors"].insert(0, f"run again after {lost.reason}")
+                entries[key] = entry
+        culprits += [r for r in retry if r.spec.identity in self.quarantined and r.spec.identity not in earlier]
+        if lost.blame == "unknown":
+            self._quarantine(culprits or lost.requests)
+            for request in retry:
+                if request.spec.identity not in self.quarantined:
+                    self._retire(_alone(group, request).worker_key)
+        else:
+            self._quarantine(culprits)
         return entries
 
     def _quarantine(self, requests: Iterable[Prepared]) -> None:
