@@ -47,24 +47,26 @@ class HarvesterExampleCharm(ops.CharmBase):
 
     def __init__(self, framework: ops.Framework) -> None:
         super().__init__(framework)
-        # The one line: drop-in, snapshot, run-collectors action and clean-up on remove.
-        self.harvester = Harvester(self, "collectors", **self.harvester_args)
-        # A charm is built anew for every hook, so setting what to wire in here is enough: the
-        # Harvester's handlers (and the action) run after __init__ and use it, and it re-wires at
-        # the end of any other hook in which this changed what is wired in.
+        # A charm is built anew for every hook, so what to wire in is worked out here, from the
+        # config, and given to the constructor: the Harvester's handlers (and the action) use it.
         self.problem = rpc_url_problem(str(self.config.get("rpc-url", "")).strip())
         collectors, options = self._wiring()
-        self.harvester.collectors = collectors
-        for name in OWN_COLLECTORS:
-            self.harvester.set_collector_options(name, options.get(name))
+        # The one line: drop-in, snapshot, run-collectors action and clean-up on remove.
+        self.harvester = Harvester(
+            self, "collectors", collectors=collectors, collector_options=options, **self.harvester_args
+        )
+        if self.problem:
+            # While the config is wrong, the last good wiring stays: assigned after the
+            # constructor, it is wired in again at the end of the hook (a write only on change).
+            kept = wiring_in(self.harvester.dropin_path)
+            if kept is not None:
+                self.harvester.collectors = kept[0]
+                for name in OWN_COLLECTORS:
+                    self.harvester.set_collector_options(name, kept[1].get(name))
         framework.observe(self.on.collect_unit_status, self._on_collect_status)
 
     def _wiring(self) -> tuple[list[str], dict[str, dict[str, Any]]]:
-        """The collectors and options to wire in; while the config is wrong, the last good ones."""
-        if self.problem:
-            kept = wiring_in(self.harvester.dropin_path)
-            if kept is not None:
-                return kept
+        """The collectors and options the config asks for (``unit-facts`` alone while it is wrong)."""
         url = "" if self.problem else str(self.config.get("rpc-url", "")).strip()
         collectors, options = [UNIT_FACTS], {UNIT_FACTS: self._unit_facts()}
         if url:
