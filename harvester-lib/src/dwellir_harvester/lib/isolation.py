@@ -41,8 +41,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from functools import partial
+from typing import Any, NamedTuple, TypeVar
 
 from ._collector import GenericCollector
 from ._engine import (
@@ -432,13 +433,35 @@ class _Lost(NamedTuple):
 
     def entry(self, request: Prepared) -> Entry:
         """The failed entry of ``request``, saying what its worker's end said."""
-        return make_entry(request.spec, Outcome("failed", {}, [self.message]), self.collection_time, 0.0, request.key)
+        return _unrun_entry(request, "failed", self.message, self.collection_time)
 
 
-def _alone(group: _Group, request: Prepared) -> _Group:
-    """The group that runs ``request`` alone, in a worker of its own, of ``group``'s source."""
-    source, name = request.spec.identity
-    return _Group(f"alone:{group.source.name}:{source}::{name}", group.source, [request])
+def _unrun_entry(request: Prepared, status: Any, message: str, collection_time: str) -> Entry:
+    """The entry of a request its worker did not report: ``status``, and ``message`` saying why."""
+    return make_entry(request.spec, Outcome(status, {}, [message]), collection_time, 0.0, request.key)
+
+
+def _alone(source: WorkerSource, request: Prepared) -> _Group:
+    """The group that runs ``request`` alone, in a worker of its own for ``source``."""
+    identity_source, name = request.spec.identity
+    return _Group(f"alone:{source.name}:{identity_source}::{name}", source, [request])
+
+
+_T = TypeVar("_T")
+
+
+def _concurrently(calls: Sequence[tuple[str, Callable[[], _T]]]) -> list[_T]:
+    """Run each ``(thread name, call)`` in a thread of its own; their results once all have returned."""
+    results: list[_T] = []
+    threads = [
+        threading.Thread(target=lambda call=call: results.append(call()), name=name, daemon=True)
+        for name, call in calls
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
 
 
 class WorkerPool:
@@ -648,34 +671,22 @@ class WorkerPool:
 
     def _run_all(self, prepared: Sequence[Prepared], validate: bool) -> Iterator[tuple[str, Entry]]:
         """Run each group of requests in its worker (and specs the pool did not discover here), concurrently."""
-        found: dict[str, Entry] = {}
-        threads = []
+        calls: list[tuple[str, Callable[[], dict[str, Entry]]]] = []
         local = [request for request in prepared if request.spec.identity not in self._owner]
         if local:
-            thread = threading.Thread(
-                target=lambda: found.update(run_prepared(local, validate)), name="local-run", daemon=True
-            )
-            thread.start()
-            threads.append(thread)
+            calls.append(("local-run", lambda: dict(run_prepared(local, validate))))
         owned = [request for request in prepared if request.spec.identity in self._owner]
         for group in self._groups(owned):
-            thread = threading.Thread(
-                target=lambda g=group: found.update(self._run_group(g, validate)),
-                name=f"worker-run:{group.worker_key}",
-                daemon=True,
-            )
-            thread.start()
-            threads.append(thread)
-        for thread in threads:
-            thread.join()
-        yield from found.items()
+            calls.append((f"worker-run:{group.worker_key}", partial(self._run_group, group, validate)))
+        for found in _concurrently(calls):
+            yield from found.items()
 
     def _groups(self, prepared: Sequence[Prepared]) -> Iterator[_Group]:
         shared: dict[str, list[Prepared]] = {}
         for request in prepared:
             owner = self._owner[request.spec.identity]
             if request.spec.identity in self.quarantined:
-                yield _alone(_Group(owner, self._sources[owner], []), request)
+                yield _alone(self._sources[owner], request)
             else:
                 shared.setdefault(owner, []).append(request)
         for owner, requests in shared.items():
@@ -724,8 +735,7 @@ class WorkerPool:
 
         def settle(status: Any, message: str) -> None:
             for request in pending.values():
-                outcome = Outcome(status, {}, [message])
-                entries[request.key] = make_entry(request.spec, outcome, collection_time, 0.0, request.key)
+                entries[request.key] = _unrun_entry(request, status, message, collection_time)
             pending.clear()
 
         def losing(message: str, blame: str) -> _Lost | None:
@@ -847,31 +857,21 @@ class WorkerPool:
                 retry.append(request._replace(timeout=left))
             else:
                 entries[request.key] = lost.entry(request)
-        if lost.blame == "all":
-            self._quarantine(lost.requests)
-        if not retry:
-            if lost.blame == "unknown":
+        if not retry:  # ("all" is never run again)
+            if lost.blame != "none":
                 self._quarantine(lost.requests)
             return entries
         logger.warning("%s; running %s again", lost.reason, ", ".join(request.key for request in retry))
-        earlier = {request.spec.identity for request in retry} & self.quarantined
-        runs: list[tuple[dict[str, Entry], _Lost | None]] = []
         if lost.blame == "none":
-            runs.append(self._run_in_worker(group._replace(requests=retry), validate))
+            runs = [self._run_in_worker(group._replace(requests=retry), validate)]
         else:
-            threads = [
-                threading.Thread(
-                    target=lambda r=request: runs.append(self._run_in_worker(_alone(group, r), validate)),
-                    name=f"worker-rerun:{request.key}",
-                    daemon=True,
-                )
-                for request in retry
+            alone = [
+                (f"worker-rerun:{r.key}", partial(self._run_in_worker, _alone(group.source, r), validate))
+                for r in retry
             ]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-        culprits: list[Prepared] = []
+            runs = _concurrently(alone)
+        # The culprits: those lost again, and those that made a worker stop answering (quarantined there).
+        culprits = [request for request in retry if request.spec.identity in self.quarantined]
         for found, again in runs:
             if again is not None:
                 found.update((request.key, again.entry(request)) for request in again.requests)
@@ -881,12 +881,11 @@ class WorkerPool:
                 if entry["meta"]["status"] != "success":
                     entry["meta"]["errors"].insert(0, f"run again after {lost.reason}")
                 entries[key] = entry
-        culprits += [r for r in retry if r.spec.identity in self.quarantined and r.spec.identity not in earlier]
         if lost.blame == "unknown":
             self._quarantine(culprits or lost.requests)
             for request in retry:
                 if request.spec.identity not in self.quarantined:
-                    self._retire(_alone(group, request).worker_key)
+                    self._retire(_alone(group.source, request).worker_key)
         else:
             self._quarantine(culprits)
         return entries
