@@ -30,16 +30,16 @@ from typing import Any
 
 import pytest
 
-METHOD_NOT_FOUND = {"code": -32601, "message": "Method not found"}
+from tests.support import GENESIS
 
-POLKADOT_GENESIS = "0x91b171bb158e2d3848fa23a9f1c25182fb8e20313b2c1eb49219da7a70ce90c3"
+METHOD_NOT_FOUND = {"code": -32601, "message": "Method not found"}
 
 #: A Polkadot mainnet node (polkadot 1.15.2) at block 22,678,316, fully synced, 40 peers.
 POLKADOT: dict[str, Any] = {
     "system_name": "Parity Polkadot",
     "system_version": "1.15.2-2fe4a1e1e9f",
     "system_chain": "Polkadot",
-    "chain_getBlockHash": POLKADOT_GENESIS,
+    "chain_getBlockHash": GENESIS,
     "system_health": {"peers": 40, "isSyncing": False, "shouldHavePeers": True},
     "chain_getHeader": {
         "parentHash": "0x5d3ae3f6b1b4e0a0a7c3c9a6e8d3f6b0c2c1a9e7f4d2b8a6c5e3d1f0a9b8c7d6",

@@ -8,8 +8,7 @@ import sys
 
 from dwellir_harvester.collectors.substrate import SubstrateCollector
 from dwellir_harvester.lib.testing import run_collector
-
-GENESIS = "0x91b171bb158e2d3848fa23a9f1c25182fb8e20313b2c1eb49219da7a70ce90c3"
+from tests.support import GENESIS
 
 
 def test_a_synced_polkadot_node(polkadot_node):
