@@ -9,7 +9,6 @@ authors to: a ``harvester_args`` class attribute, set by ``testing.subclass``.
 from __future__ import annotations
 
 import copy
-import os
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from ops import testing
 
 from dwellir_harvester.charm import Harvester
 from dwellir_harvester.charm.testing import Sandbox, subclass
+from tests.support import never_touch_the_real_machine  # noqa: F401 - an autouse fixture of every test here
 
 HERE = Path(__file__).resolve().parent
 CHARMCRAFT: dict[str, Any] = yaml.safe_load((HERE / "charmcraft.yaml").read_text())
@@ -220,24 +220,3 @@ class Kit:
 @pytest.fixture
 def kit() -> type[Kit]:
     return Kit
-
-
-_REAL_PATHS = ("/etc/dwellir-harvester", "/var/lib/dwellir-harvester")
-
-
-def _listing() -> dict[str, tuple[int, int]]:
-    found = {top: (0, 0) for top in _REAL_PATHS if os.path.exists(top)}
-    for top in _REAL_PATHS:
-        for dirpath, _dirs, files in os.walk(top):
-            for name in files:
-                path = Path(dirpath, name)
-                found[str(path)] = stat_of(path)
-    return found
-
-
-@pytest.fixture(autouse=True)
-def _never_touch_the_real_machine() -> Iterator[None]:
-    """The tests run as any user, root included: none of them may write the machine's real paths."""
-    before = _listing()
-    yield
-    assert _listing() == before, "a test wrote under /etc/dwellir-harvester or /var/lib/dwellir-harvester"
